@@ -1,0 +1,286 @@
+"""From counted (user, second) pairs to the analysis report.
+
+Sessions and the concurrency step function are computed column-wise with Polars; the
+per-window figures (minutes, days, hours) walk the step function with the domain's
+`window_peaks`, which is the same code the pure reference uses.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from floatseat.analysis.report import (
+    AnalysisReport,
+    DailyUsage,
+    FileSummary,
+    TierAdvice,
+    UserActivity,
+)
+from floatseat.domain.licence import DEFAULT_TIERS, required_seats, smallest_tier
+from floatseat.domain.sessions import Session, Step, overlap_seconds, window_peaks
+
+COMPARED_TIMEOUTS_S = (900, 1800, 3600, 7200)
+SERVICE_HOURS_PER_DAY = 20
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    idle_timeout_s: int = 1800
+    tz: str = "UTC"
+    tiers: tuple[int, ...] = DEFAULT_TIERS
+    headroom: Fraction = Fraction(1, 10)
+    fixed_seats: int = 0
+    registered_users: int | None = None
+    current_tier: int | None = None
+    price_per_tier: dict[int, float] = field(default_factory=dict)
+    currency: str = ""
+    top_users: int = 25
+
+
+def sessions_frame(pairs: pl.DataFrame, idle_timeout_s: int) -> pl.DataFrame:
+    """One row per session: user, start, end (exclusive)."""
+    return (
+        pairs.lazy()
+        .select("user", "ts")
+        .unique()
+        .sort("user", "ts")
+        .with_columns(
+            new=(pl.col("user") != pl.col("user").shift(1)).fill_null(True)
+            | ((pl.col("ts") - pl.col("ts").shift(1)) > idle_timeout_s).fill_null(True)
+        )
+        .with_columns(session=pl.col("new").cum_sum())
+        .group_by("session")
+        .agg(pl.col("user").first(), start=pl.col("ts").min(), end=pl.col("ts").max())
+        .with_columns(end=pl.col("end") + idle_timeout_s)
+        .select("user", "start", "end")
+        .sort("start", "user")
+        .collect()
+    )
+
+
+def steps_frame(sessions: pl.DataFrame) -> pl.DataFrame:
+    """concurrent(t) as steps: (at, level) at each instant where the count changes."""
+    events = pl.concat(
+        [
+            sessions.select(at=pl.col("start"), delta=pl.lit(1, pl.Int64)),
+            sessions.select(at=pl.col("end"), delta=pl.lit(-1, pl.Int64)),
+        ]
+    )
+    return (
+        events.group_by("at")
+        .agg(pl.col("delta").sum())
+        .filter(pl.col("delta") != 0)
+        .sort("at")
+        .select("at", level=pl.col("delta").cum_sum())
+    )
+
+
+def peak_of(steps: pl.DataFrame) -> tuple[int, int | None]:
+    if steps.height == 0:
+        return 0, None
+    best = int(steps["level"].max())  # type: ignore[arg-type]
+    if best <= 0:
+        return 0, None
+    at = steps.filter(pl.col("level") == best)["at"].min()
+    return best, int(at)  # type: ignore[arg-type]
+
+
+def build_report(
+    pairs: pl.DataFrame,
+    options: ReportOptions,
+    *,
+    files: list[FileSummary],
+    malformed_examples: list[str],
+    warnings: list[str],
+) -> AnalysisReport:
+    """The report for counted pairs (user, ts, n), possibly with repeated (user, ts) rows."""
+    zone = ZoneInfo(options.tz)
+    pairs = pairs.group_by("user", "ts").agg(pl.col("n").sum())
+    lines = sum(f.lines for f in files)
+    malformed = sum(f.malformed_lines for f in files)
+    timeout = options.idle_timeout_s
+
+    sessions = sessions_frame(pairs, timeout)
+    steps_df = steps_frame(sessions)
+    peak, peak_at = peak_of(steps_df)
+    steps = [Step(int(a), int(v)) for a, v in steps_df.iter_rows()]
+
+    peaks_by_timeout = {timeout: peak}
+    for other in COMPARED_TIMEOUTS_S:
+        if other not in peaks_by_timeout:
+            peaks_by_timeout[other] = peak_of(steps_frame(sessions_frame(pairs, other)))[0]
+
+    def instant(epoch_s: int | None) -> datetime | None:
+        return None if epoch_s is None else datetime.fromtimestamp(epoch_s, zone)
+
+    first = int(pairs["ts"].min()) if pairs.height else None  # type: ignore[arg-type]
+    last = int(pairs["ts"].max()) if pairs.height else None  # type: ignore[arg-type]
+
+    timeline_start: datetime | None = None
+    timeline: list[int] = []
+    if steps:
+        first_minute = steps[0].at // 60 * 60
+        last_active = steps[-1].at - 1  # the last step drops to zero
+        edges = list(range(first_minute, last_active // 60 * 60 + 61, 60))
+        timeline = window_peaks(steps, edges)
+        timeline_start = datetime.fromtimestamp(first_minute, zone)
+
+    daily = _daily(pairs, steps, zone)
+    session_list = [Session(u, int(s), int(e)) for u, s, e in sessions.iter_rows()]
+    top_users, service_accounts = _users(pairs, session_list, zone, options.top_users)
+    heatmap = _heatmap(steps, zone)
+
+    required = required_seats(peak, options.headroom, options.fixed_seats)
+    tier = smallest_tier(required, options.tiers)
+    saving = None
+    prices = options.price_per_tier
+    if options.current_tier is not None and tier is not None:
+        if options.current_tier in prices and tier in prices:
+            saving = prices[options.current_tier] - prices[tier]
+    advice = TierAdvice(
+        peak=peak,
+        headroom=float(options.headroom),
+        fixed_seats=options.fixed_seats,
+        required_seats=required,
+        recommended_tier=tier,
+        largest_tier=max(options.tiers),
+        current_tier=options.current_tier,
+        yearly_saving=saving,
+        currency=options.currency,
+    )
+    if tier is None:
+        warnings = [
+            *warnings,
+            f"{required} seats are needed, above the largest tier ({max(options.tiers)})",
+        ]
+    return AnalysisReport(
+        idle_timeout_s=timeout,
+        tz=options.tz,
+        lines=lines,
+        malformed_lines=malformed,
+        requests_counted=int(pairs["n"].sum()) if pairs.height else 0,
+        users_active=pairs["user"].n_unique() if pairs.height else 0,
+        sessions=sessions.height,
+        peak=peak,
+        peak_at=instant(peak_at),
+        first_request_at=instant(first),
+        last_request_at=instant(last),
+        daily=daily,
+        timeline_start=timeline_start,
+        timeline=timeline,
+        peaks_by_timeout=dict(sorted(peaks_by_timeout.items())),
+        heatmap=heatmap,
+        top_users=top_users,
+        service_accounts=service_accounts,
+        tier=advice,
+        registered_users=options.registered_users,
+        files=files,
+        malformed_examples=malformed_examples,
+        warnings=warnings,
+    )
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
+
+
+def _local_day(epoch_s: int, zone: ZoneInfo) -> date:
+    return datetime.fromtimestamp(epoch_s, zone).date()
+
+
+def _daily(pairs: pl.DataFrame, steps: list[Step], zone: ZoneInfo) -> list[DailyUsage]:
+    if pairs.height == 0:
+        return []
+    per_day = (
+        pairs.with_columns(
+            day=pl.from_epoch("ts", time_unit="s").dt.convert_time_zone(zone.key).dt.date()
+        )
+        .group_by("day")
+        .agg(active_users=pl.col("user").n_unique())
+        .sort("day")
+    )
+    days: list[date] = per_day["day"].to_list()
+    # One pass over contiguous day windows from the first day to the last.
+    span = (days[-1] - days[0]).days + 1
+    all_days = [days[0] + timedelta(days=i) for i in range(span + 1)]
+    day_peaks = window_peaks(steps, [_local_midnight(day, zone) for day in all_days])
+    peak_by_day = dict(zip(all_days, day_peaks, strict=False))
+    return [
+        DailyUsage(date=day, active_users=int(active), peak=peak_by_day[day])
+        for day, active in zip(days, per_day["active_users"], strict=True)
+    ]
+
+
+def _heatmap(steps: list[Step], zone: ZoneInfo) -> list[list[float]]:
+    """Mean over the weeks of each (weekday, hour)'s peak, over the span of activity."""
+    totals = [[0.0] * 24 for _ in range(7)]
+    counts = [[0] * 24 for _ in range(7)]
+    if not steps:
+        return totals
+    start = steps[0].at // 3600 * 3600
+    end = (steps[-1].at // 3600 + 1) * 3600
+    edges = list(range(start, end + 1, 3600))
+    for hour_start, hour_peak in zip(edges, window_peaks(steps, edges), strict=False):
+        local = datetime.fromtimestamp(hour_start, zone)
+        totals[local.weekday()][local.hour] += hour_peak
+        counts[local.weekday()][local.hour] += 1
+    return [
+        [round(total / count, 2) if count else 0.0 for total, count in zip(row, crow, strict=True)]
+        for row, crow in zip(totals, counts, strict=True)
+    ]
+
+
+def _users(
+    pairs: pl.DataFrame, sessions: list[Session], zone: ZoneInfo, top: int
+) -> tuple[list[UserActivity], list[str]]:
+    """Top users by active hours, and the users who look like service accounts."""
+    if pairs.height == 0:
+        return [], []
+    requests = dict(pairs.group_by("user").agg(pl.col("n").sum()).iter_rows())
+    active_seconds: dict[str, int] = defaultdict(int)
+    per_day: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    for session in sessions:
+        active_seconds[session.user] += session.seconds
+        day = _local_day(session.start, zone)
+        while True:
+            day_start = _local_midnight(day, zone)
+            if day_start >= session.end:
+                break
+            day_end = _local_midnight(day + timedelta(days=1), zone)
+            seconds = overlap_seconds(session, day_start, day_end)
+            if seconds:
+                per_day[session.user][day] += seconds
+            day += timedelta(days=1)
+    service: list[str] = []
+    for user, days in per_day.items():
+        long_days = sum(1 for s in days.values() if s > SERVICE_HOURS_PER_DAY * 3600)
+        if long_days * 2 > len(days):
+            service.append(user)
+    service.sort()
+    service_set = set(service)
+    request_days = dict(
+        pairs.with_columns(
+            day=pl.from_epoch("ts", time_unit="s").dt.convert_time_zone(zone.key).dt.date()
+        )
+        .group_by("user")
+        .agg(pl.col("day").n_unique())
+        .iter_rows()
+    )
+    ranked = sorted(active_seconds.items(), key=lambda item: (-item[1], item[0]))[:top]
+    top_users = [
+        UserActivity(
+            username=user,
+            active_hours=round(seconds / 3600, 2),
+            requests=int(requests[user]),
+            days_active=int(request_days[user]),
+            service_like=user in service_set,
+        )
+        for user, seconds in ranked
+    ]
+    return top_users, service

@@ -1,0 +1,1 @@
+"""Reading Atlassian access logs: Tomcat patterns, known formats, files, generation."""
