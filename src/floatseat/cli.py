@@ -142,8 +142,8 @@ def analyze(
 ) -> None:
     """Report the exact peak of concurrent users from Jira and Confluence access logs."""
     # With JSON on stdout, everything meant for people goes to stderr.
-    console = Console(stderr=json_out == "-")
-    errors = Console(stderr=True)
+    console = Console(stderr=json_out == "-", soft_wrap=True)
+    errors = Console(stderr=True, soft_wrap=True)
     try:
         from zoneinfo import ZoneInfo
 

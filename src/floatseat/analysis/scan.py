@@ -9,6 +9,7 @@ pairs, not the number of lines.
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,13 +43,18 @@ class FileScan:
 
 def open_binary(path: Path | None) -> BinaryIO:
     """A file (or standard input for None) as bytes, gunzipped when it starts like gzip."""
-    raw: BinaryIO = sys.stdin.buffer if path is None else open(path, "rb")  # noqa: SIM115
-    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    if head == GZIP_MAGIC:
-        from isal import igzip_threaded
+    from isal import igzip_threaded
 
-        return igzip_threaded.open(raw, "rb")  # type: ignore[no-untyped-call,no-any-return]
-    return raw
+    if path is None:
+        raw = sys.stdin.buffer
+        # Test runners hand over a stream without peek(); buffering adds it.
+        stdin = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
+        if stdin.peek(2)[:2] == GZIP_MAGIC:
+            return igzip_threaded.open(stdin, "rb")  # type: ignore[no-untyped-call,no-any-return]
+        return stdin
+    if is_gzip(path):
+        return igzip_threaded.open(path, "rb")  # type: ignore[no-untyped-call,no-any-return]
+    return open(path, "rb")
 
 
 def is_gzip(path: Path) -> bool:
