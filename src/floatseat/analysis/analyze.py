@@ -7,6 +7,7 @@ per-window figures (minutes, days, hours) walk the step function with the domain
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -43,13 +44,15 @@ class ReportOptions:
     top_users: int = 25
 
 
-def sessions_frame(pairs: pl.DataFrame, idle_timeout_s: int) -> pl.DataFrame:
-    """One row per session: user, start, end (exclusive)."""
+def ordered_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Distinct (user, ts), sorted by user then time: the input of `sessions_frame`."""
+    return pairs.select("user", "ts").unique().sort("user", "ts")
+
+
+def sessions_frame(ordered: pl.DataFrame, idle_timeout_s: int) -> pl.DataFrame:
+    """One row per session: user, start, end (exclusive), from `ordered_pairs`."""
     return (
-        pairs.lazy()
-        .select("user", "ts")
-        .unique()
-        .sort("user", "ts")
+        ordered.lazy()
         .with_columns(
             new=(pl.col("user") != pl.col("user").shift(1)).fill_null(True)
             | ((pl.col("ts") - pl.col("ts").shift(1)) > idle_timeout_s).fill_null(True)
@@ -59,7 +62,6 @@ def sessions_frame(pairs: pl.DataFrame, idle_timeout_s: int) -> pl.DataFrame:
         .agg(pl.col("user").first(), start=pl.col("ts").min(), end=pl.col("ts").max())
         .with_columns(end=pl.col("end") + idle_timeout_s)
         .select("user", "start", "end")
-        .sort("start", "user")
         .collect()
     )
 
@@ -106,7 +108,8 @@ def build_report(
     malformed = sum(f.malformed_lines for f in files)
     timeout = options.idle_timeout_s
 
-    sessions = sessions_frame(pairs, timeout)
+    ordered = ordered_pairs(pairs)
+    sessions = sessions_frame(ordered, timeout).sort("start", "user")
     steps_df = steps_frame(sessions)
     peak, peak_at = peak_of(steps_df)
     steps = [Step(int(a), int(v)) for a, v in steps_df.iter_rows()]
@@ -114,7 +117,7 @@ def build_report(
     peaks_by_timeout = {timeout: peak}
     for other in COMPARED_TIMEOUTS_S:
         if other not in peaks_by_timeout:
-            peaks_by_timeout[other] = peak_of(steps_frame(sessions_frame(pairs, other)))[0]
+            peaks_by_timeout[other] = peak_of(steps_frame(sessions_frame(ordered, other)))[0]
 
     def instant(epoch_s: int | None) -> datetime | None:
         return None if epoch_s is None else datetime.fromtimestamp(epoch_s, zone)
@@ -186,6 +189,7 @@ def build_report(
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def _local_midnight(day: date, zone: ZoneInfo) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
 

@@ -150,7 +150,9 @@ def _add(
         .select("row", line.str.extract_groups(regex).alias("f"))
         .unnest("f")
         .filter((pl.col("user") != "-") & (pl.col("user") != ""))
-        .with_columns(target=pl.concat_str([pl.col(g) for g in pattern.target_groups]))
+        .with_columns(
+            target=pl.concat_str([pl.col(g).fill_null("") for g in pattern.target_groups])
+        )
         .filter(~_is_polling(pl.col("target"), rules))
     )
     keys = ["user", "time", "agent"] if needs_agent else ["user", "time"]

@@ -90,8 +90,9 @@ class CompiledPattern:
 
     `regex` matches a whole well-formed line and has the named groups `user`, `time` and
     `target` (or `path` and `query`), and `agent` when the pattern logs the User-Agent.
-    `extract_regex` has the same groups but stops after the last of them where that is
-    unambiguous, so that extraction need not scan the rest of a line already validated.
+    `extract_regex` has the same groups but only locates them in a line `regex` already
+    validated: it stops after the last group needed where that is unambiguous, and reads the
+    time as whatever stands between the brackets (validating it again would cost twice).
     """
 
     pattern: str
@@ -219,6 +220,7 @@ def compile_pattern(pattern: str, *, user_field: str | None = None) -> CompiledP
         extract = regex
     else:
         extract = "^" + "".join(p.regex for p in pieces[:needed_end])
+    extract = extract.replace(r"\[(?P<time>" + CLF_TIME + r")\]", r"\[(?P<time>[^\]]*)\]")
     target_groups = ("target",) if "target" in named else ("path", "query")
     return CompiledPattern(
         pattern=pattern,
