@@ -142,7 +142,7 @@ def analyze(
 ) -> None:
     """Report the exact peak of concurrent users from Jira and Confluence access logs."""
     # With JSON on stdout, everything meant for people goes to stderr.
-    console = Console(stderr=json_out == "-", soft_wrap=True)
+    console = Console(stderr=json_out == "-")
     errors = Console(stderr=True, soft_wrap=True)
     try:
         from zoneinfo import ZoneInfo
@@ -258,7 +258,7 @@ def generate_logs_command(
         gzip=gzip,
     )
     Console(stderr=True).print(
-        f"wrote {result.total_lines:,} lines in {len(result.files)} files under {out}"
+        f"wrote {result.lines:,} lines in {len(result.files)} files under {out}"
     )
 
 

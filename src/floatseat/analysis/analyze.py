@@ -261,13 +261,6 @@ def _users(
             if seconds:
                 per_day[session.user][day] += seconds
             day += timedelta(days=1)
-    service: list[str] = []
-    for user, days in per_day.items():
-        long_days = sum(1 for s in days.values() if s > SERVICE_HOURS_PER_DAY * 3600)
-        if long_days * 2 > len(days):
-            service.append(user)
-    service.sort()
-    service_set = set(service)
     request_days = dict(
         pairs.with_columns(
             day=pl.from_epoch("ts", time_unit="s").dt.convert_time_zone(zone.key).dt.date()
@@ -276,6 +269,14 @@ def _users(
         .agg(pl.col("day").n_unique())
         .iter_rows()
     )
+    # "Most days" counts the days with a request: a session's tail past midnight is no day.
+    service = sorted(
+        user
+        for user, days in per_day.items()
+        if 2 * sum(1 for s in days.values() if s > SERVICE_HOURS_PER_DAY * 3600)
+        > request_days[user]
+    )
+    service_set = set(service)
     ranked = sorted(active_seconds.items(), key=lambda item: (-item[1], item[0]))[:top]
     top_users = [
         UserActivity(

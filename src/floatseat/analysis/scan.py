@@ -133,57 +133,104 @@ def _valid_utf8(chunk: bytes) -> bytes:
 def _add(
     result: FileScan, lines: pl.LazyFrame, pattern: CompiledPattern, rules: CountingRules
 ) -> None:
-    line = pl.col("line")
-    base = lines.with_columns(
-        ok=line.str.contains(pattern.regex),
-        blank=line.str.contains(r"^\s*$"),
+    """One pass over `lines`: classify each, reduce the counted ones to (user, time) groups."""
+    grouped = _classified(lines, pattern, rules).collect(engine="streaming")
+    counted = grouped.filter(pl.col("kind") == "counted")
+    summary = dict(
+        grouped.filter(pl.col("kind") != "counted")
+        .group_by("kind")
+        .agg(pl.col("n").sum(), pl.col("row").min())
+        .select("kind", pl.struct("n", "row"))
+        .iter_rows()
     )
-    stats = base.select(
-        lines=(~pl.col("blank")).sum(),
-        malformed=(~pl.col("blank") & ~pl.col("ok")).sum(),
-    )
-    examples = base.filter(~pl.col("blank") & ~pl.col("ok")).select("row").head(MALFORMED_EXAMPLES)
-    needs_agent = rules.excluded_agent_regex is not None and pattern.has_agent
-    regex = pattern.regex if needs_agent else pattern.extract_regex
-    fields = (
-        base.filter(pl.col("ok"))
-        .select("row", line.str.extract_groups(regex).alias("f"))
-        .unnest("f")
-        .filter((pl.col("user") != "-") & (pl.col("user") != ""))
-        .with_columns(
-            target=pl.concat_str([pl.col(g).fill_null("") for g in pattern.target_groups])
+    malformed = int(summary.get("malformed", {}).get("n", 0))
+    result.lines += int(grouped["n"].sum()) - int(summary.get("blank", {}).get("n", 0))
+    result.malformed += malformed
+    if malformed == 1:
+        result.malformed_rows.append(int(summary["malformed"]["row"]) + 1)
+    elif malformed > 1 and len(result.malformed_rows) < MALFORMED_EXAMPLES:
+        # A second pass, only when there are several examples to show.
+        line = pl.col("line")
+        rows = (
+            lines.filter(~line.str.contains(pattern.regex) & ~line.str.contains(BLANK))
+            .select("row")
+            .head(MALFORMED_EXAMPLES)
+            .collect()
         )
-        .filter(~_is_polling(pl.col("target"), rules))
-    )
-    keys = ["user", "time", "agent"] if needs_agent else ["user", "time"]
-    grouped = fields.group_by(keys).agg(n=pl.len(), row=pl.col("row").min())
-    stats_df, examples_df, grouped_df = pl.collect_all([stats, examples, grouped])
-
-    result.lines += int(stats_df["lines"][0] or 0)
-    result.malformed += int(stats_df["malformed"][0] or 0)
-    result.malformed_rows.extend(int(r) + 1 for r in examples_df["row"])
-    pairs, bad_time_rows = _to_pairs(grouped_df, rules, needs_agent)
+        result.malformed_rows.extend(int(r) + 1 for r in rows["row"])
+    needs_agent = "agent" in counted.columns
+    pairs, bad_time_rows = _to_pairs(counted, rules, needs_agent)
     if bad_time_rows:
-        # A time that matched the pattern but is no real instant (say 31/Feb): malformed too.
+        # A time that matched the pattern but is no real instant (29 Feb 2025): malformed too.
         result.malformed += int(bad_time_rows[0])
         result.malformed_rows.extend(bad_time_rows[1])
     result.pairs = pl.concat([result.pairs, pairs])
     del result.malformed_rows[MALFORMED_EXAMPLES:]
 
 
+BLANK = r"^\s*$"
+
+
+def _classified(
+    lines: pl.LazyFrame, pattern: CompiledPattern, rules: CountingRules
+) -> pl.LazyFrame:
+    """Group every line by kind: counted (by user and time), polling, anonymous, blank, malformed.
+
+    Counted groups carry the request count `n` and their first `row`; the others one group
+    each. Fields are extracted only from lines still in the running for 'counted'.
+    """
+    line, kind = pl.col("line"), pl.col("kind")
+    needs_agent = rules.excluded_agent_regex is not None and pattern.has_agent
+    polling_line = None
+    if rules.context_path in (None, "/") and not rules.polling_regexes:
+        polling_line = pattern.polling_line_regex(rules.polling_prefixes)
+
+    valid_kind: pl.Expr = pl.lit("counted")
+    if polling_line is not None:
+        # Polling told from the raw line by a DFA: the (long) target is never extracted.
+        valid_kind = pl.when(line.str.contains(polling_line)).then(pl.lit("polling"))
+        valid_kind = valid_kind.otherwise(pl.lit("counted"))
+        regex = pattern.regex if needs_agent else pattern.user_time_regex
+    else:
+        regex = pattern.regex if needs_agent else pattern.extract_regex
+    invalid_kind = pl.when(line.str.contains(BLANK)).then(pl.lit("blank"))
+    classified = lines.with_columns(
+        kind=pl.when(line.str.contains(pattern.regex))
+        .then(valid_kind)
+        .otherwise(invalid_kind.otherwise(pl.lit("malformed")))
+    ).select(
+        "row",
+        "kind",
+        pl.when(kind == "counted").then(line).str.extract_groups(regex).alias("f"),
+    )
+    fields = classified.unnest("f")
+    if polling_line is None:
+        targets = [pl.col(g).fill_null("") for g in pattern.target_groups]
+        fields = fields.with_columns(
+            kind=pl.when((kind == "counted") & _is_polling(pl.concat_str(targets), rules))
+            .then(pl.lit("polling"))
+            .otherwise(kind)
+        )
+    anonymous = (kind == "counted") & pl.col("user").is_in(["-", ""])
+    keys = ["user", "time", "agent"] if needs_agent else ["user", "time"]
+    return (
+        fields.with_columns(kind=pl.when(anonymous).then(pl.lit("anonymous")).otherwise(kind))
+        .with_columns(pl.when(kind == "counted").then(pl.col(k)).alias(k) for k in keys)
+        .group_by(["kind", *keys])
+        .agg(n=pl.len(), row=pl.col("row").min())
+    )
+
+
 def _is_polling(target: pl.Expr, rules: CountingRules) -> pl.Expr:
+    """`CountingRules.is_polling` as an expression."""
     if rules.context_path not in (None, "/"):
         prefix = rules.context_path or ""
         stripped = target.str.strip_prefix(prefix)
         has_prefix = target.str.starts_with(prefix) & (
             stripped.str.starts_with("/") | stripped.str.starts_with("?") | (stripped == "")
         )
-        target = pl.when(has_prefix).then(stripped).otherwise(target)
-        target = (
-            pl.when(target.str.starts_with("?") | (target == ""))
-            .then(pl.lit("/") + target)
-            .otherwise(target)
-        )
+        slash = pl.when(stripped.str.starts_with("/")).then(stripped).otherwise("/" + stripped)
+        target = pl.when(has_prefix).then(slash).otherwise(target)
     polling = pl.lit(False)
     for prefix in rules.polling_prefixes:
         polling = polling | target.str.starts_with(prefix)

@@ -101,7 +101,8 @@ def render_summary(report: AnalysisReport, console: Console) -> None:
     if report.malformed_examples:
         console.print(
             f"[yellow]{report.malformed_lines} malformed lines[/], for example: "
-            + ", ".join(report.malformed_examples[:5])
+            + ", ".join(report.malformed_examples[:5]),
+            soft_wrap=True,  # file:line examples must stay whole for copy and paste
         )
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)

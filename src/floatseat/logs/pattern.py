@@ -90,19 +90,38 @@ class CompiledPattern:
 
     `regex` matches a whole well-formed line and has the named groups `user`, `time` and
     `target` (or `path` and `query`), and `agent` when the pattern logs the User-Agent.
-    `extract_regex` has the same groups but only locates them in a line `regex` already
-    validated: it stops after the last group needed where that is unambiguous, and reads the
-    time as whatever stands between the brackets (validating it again would cost twice).
+    The other expressions only locate fields in a line `regex` already validated: they stop
+    after the last group they need where that is unambiguous, and read the time as whatever
+    stands between the brackets (validating it again would cost twice).
+    `extract_regex` has user, time and target; `user_time_regex` only user and time.
+    `target_prefix_regex` matches from the line's start up to where the target begins (None
+    when a field before it is ambiguous), so that polling prefixes can be tested on the raw
+    line by a DFA, without extracting the target.
     """
 
     pattern: str
     regex: str
     extract_regex: str
+    user_time_regex: str
+    target_prefix_regex: str | None
     has_agent: bool
     target_groups: tuple[str, ...]  # ("target",) from %r, or ("path", "query") from %U%q
 
     def compiled(self) -> re.Pattern[str]:
         return _compile_cached(self.regex)
+
+    def polling_line_regex(self, prefixes: tuple[str, ...]) -> str | None:
+        """A regex matching the validated lines whose target starts with one of `prefixes`.
+
+        None when the pattern does not allow it. A prefix holding whitespace or a quote can
+        never begin a logged target, so it is left out.
+        """
+        if self.target_prefix_regex is None or not all(p.startswith("/") for p in prefixes):
+            return None  # a target without its leading slash ('-', '*') is left to the slow path
+        usable = [p for p in prefixes if not any(c.isspace() or c == '"' for c in p)]
+        if not usable:
+            return "$^"  # matches nothing
+        return self.target_prefix_regex + "(?:" + "|".join(map(_escape_literal, usable)) + ")"
 
     def parse(self, line: str) -> AccessLine | None:
         """Parse one line; None when the line is malformed."""
@@ -161,6 +180,8 @@ def parse_clf_time(text: str) -> int | None:
 class _Piece:
     regex: str
     ambiguous: bool  # may match in several ways, so a prefix match could differ from the whole
+    groups: frozenset[str] = frozenset()  # the named groups inside
+    before_target: str = ""  # for the piece holding the target: the regex up to the target
 
 
 def compile_pattern(pattern: str, *, user_field: str | None = None) -> CompiledPattern:
@@ -189,8 +210,6 @@ def compile_pattern(pattern: str, *, user_field: str | None = None) -> CompiledP
     named: set[str] = set()
     in_quotes = False
     last_field = max(i for i, (kind, _) in enumerate(tokens) if kind == "field")
-    # Where the last group floatseat needs ends: extraction may stop there.
-    needed_end = 0
     for index, (kind, text) in enumerate(tokens):
         if kind == "literal":
             pieces.append(_Piece(_escape_literal(text), ambiguous=False))
@@ -205,30 +224,49 @@ def compile_pattern(pattern: str, *, user_field: str | None = None) -> CompiledP
         if group is not None and group not in named:
             named.add(group)
             value = f"(?P<{group}>{value})"
-            if group != "agent":
-                needed_end = len(pieces) + 1
+            groups = frozenset({group})
         elif inner is not None and inner not in named:
             named.add(inner)
-            needed_end = len(pieces) + 1
+            groups = frozenset({inner})
         else:
             # A field logged twice is read from its first occurrence.
             value = f"(?:{_strip_groups(value)})"
-        pieces.append(_Piece(value, ambiguous))
+            groups = frozenset()
+        before = NO_SPACE + " " if "target" in groups else ""
+        pieces.append(_Piece(value, ambiguous, groups, before))
 
     regex = "^" + "".join(p.regex for p in pieces) + r"\r?$"
-    if any(p.ambiguous for p in pieces[:needed_end]):
-        extract = regex
-    else:
-        extract = "^" + "".join(p.regex for p in pieces[:needed_end])
-    extract = extract.replace(r"\[(?P<time>" + CLF_TIME + r")\]", r"\[(?P<time>[^\]]*)\]")
     target_groups = ("target",) if "target" in named else ("path", "query")
+    target_at = next(i for i, p in enumerate(pieces) if p.groups & {"target", "path"})
+    target_prefix = None
+    if not any(p.ambiguous for p in pieces[:target_at]):
+        head = "".join(_strip_groups(p.regex) for p in pieces[:target_at])
+        target_prefix = _loosen("^" + head + pieces[target_at].before_target)
     return CompiledPattern(
         pattern=pattern,
         regex=regex,
-        extract_regex=extract,
+        extract_regex=_loosen(
+            _prefix_until(pieces, {"user", "time", "target", "path", "query"}) or regex
+        ),
+        user_time_regex=_loosen(_prefix_until(pieces, {"user", "time"}) or regex),
+        target_prefix_regex=target_prefix,
         has_agent="agent" in named,
         target_groups=tuple(g for g in target_groups if g in named),
     )
+
+
+def _prefix_until(pieces: list[_Piece], groups: set[str]) -> str | None:
+    """The regex of the pieces up to the last holding one of `groups`; None if ambiguous."""
+    last = max(i for i, p in enumerate(pieces) if p.groups & groups)
+    if any(p.ambiguous for p in pieces[: last + 1]):
+        return None
+    return "^" + "".join(p.regex for p in pieces[: last + 1])
+
+
+def _loosen(regex: str) -> str:
+    """For lines already validated: read the time as whatever stands between the brackets."""
+    regex = regex.replace(r"\[(?P<time>" + CLF_TIME + r")\]", r"\[(?P<time>[^\]]*)\]")
+    return regex.replace(r"\[(?:" + CLF_TIME + r")\]", r"\[[^\]]*\]")
 
 
 def _tokens(pattern: str) -> list[tuple[str, str]]:
