@@ -506,3 +506,26 @@ def test_empty_report_in_a_browser(browser: Any, empty_html: str, tmp_path: Path
         opened.assert_clean()
     finally:
         opened.page.close()
+
+
+@pytest.mark.browser
+def test_the_cli_report_of_real_logs_draws_in_a_browser(
+    browser: Any, data_dir: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from floatseat.cli import app
+
+    target = tmp_path / "cli-report.html"
+    result = CliRunner().invoke(
+        app, ["analyze", str(data_dir / "jira-real"), "--html", str(target), "-q"]
+    )
+    assert result.exit_code == 0, result.stderr
+    opened = OpenPage(browser, target.read_text(encoding="utf-8"), tmp_path)
+    try:
+        assert opened.page.evaluate("document.body.dataset.chartsRendered") == "5"
+        for stats in opened.page.evaluate(CANVAS_STATS, list(CHART_IDS)):
+            assert stats["inked"] > 0.01, stats
+        opened.assert_clean()
+    finally:
+        opened.page.close()

@@ -116,18 +116,19 @@ def _add_chunks(
 ) -> None:
     offset = 0
     for chunk in chunks:
-        lines = pl.scan_lines(_valid_utf8(chunk), row_index_name="row", row_index_offset=offset)
-        _add(result, lines, pattern, rules)
+        try:
+            _add(result, _lines(chunk, offset), pattern, rules)
+        except pl.exceptions.ComputeError as error:
+            if "utf8" not in str(error).lower().replace("-", ""):
+                raise
+            # Invalid bytes become U+FFFD; the line stays, so nothing is lost or shifted.
+            repaired = chunk.decode("utf-8", "replace").encode("utf-8")
+            _add(result, _lines(repaired, offset), pattern, rules)
         offset += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
 
 
-def _valid_utf8(chunk: bytes) -> bytes:
-    try:
-        chunk.decode("utf-8")
-    except UnicodeDecodeError:
-        # Invalid bytes become U+FFFD; the line stays, so nothing is lost or shifted.
-        return chunk.decode("utf-8", "replace").encode("utf-8")
-    return chunk
+def _lines(chunk: bytes, offset: int) -> pl.LazyFrame:
+    return pl.scan_lines(chunk, row_index_name="row", row_index_offset=offset)
 
 
 def _add(

@@ -40,6 +40,7 @@ from __future__ import annotations
 import gc
 import gzip as gzip_format
 import random
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -77,6 +78,7 @@ _SERVICE_IP: Final = "10.0.7.31"
 _HEALTH_CHECK_EVERY_MS: Final = 30 * SECOND_MS
 _CAPABILITIES_EVERY_MS: Final = 10 * MINUTE_MS
 _SERVICE_ACCOUNT_EVERY_MS: Final = 30 * MINUTE_MS
+_LONGEST_REQUEST_MS: Final = 10 * SECOND_MS
 
 
 # --------------------------------------------------------------------------- public API
@@ -274,8 +276,10 @@ class _SpecMaker:
                 size = _span(word, "B")
             else:
                 raise ValueError(f"unknown trait {word!r} in {traits!r}")
-        if took[0] < 1:  # Jira's in-flight count relies on every request ending after it starts
-            raise ValueError(f"durations start at 1ms: {traits!r}")
+        # Jira's in-flight count needs every request to end after it starts; carrying lines
+        # over midnight needs a bound on durations.
+        if not 1 <= took[0] <= took[1] <= _LONGEST_REQUEST_MS:
+            raise ValueError(f"durations must lie in 1-{_LONGEST_REQUEST_MS}ms: {traits!r}")
         sizes = [self.rng.randint(*size) for _ in range(4)] if size[1] else [0] * 4
         outcomes = [(status, str(n) if n else "-") for n in sizes]
         if cached:
@@ -877,7 +881,7 @@ _SCANNER_AGENTS: Final = (
 )
 _HEALTH_AGENT: Final = "ELB-HealthChecker/2.0"
 
-# People's names. Every fifth user, from the first on, gets one of the special names, so
+# People's names. Every fourth user, from the first on, gets one of the special names, so
 # that even a handful of users has escapes and punctuation to show.
 _SPECIAL_NAMES: Final = (
     "józef.müller",
@@ -927,8 +931,8 @@ def _make_users(rng: random.Random, count: int, catalog: _Catalog) -> list[_User
     agent_weights = [weight for weight, _ in _BROWSER_AGENTS]
     users: list[_User] = []
     for index in range(count):
-        if index % 5 == 0 and index // 5 < len(_SPECIAL_NAMES):
-            name = _SPECIAL_NAMES[index // 5]
+        if index % 4 == 0 and index // 4 < len(_SPECIAL_NAMES):
+            name = _SPECIAL_NAMES[index // 4]
         else:
             name = _ordinary_name(rng)
         unique, suffix = name, 1
@@ -1073,6 +1077,7 @@ class _Simulation:
             self.date_labels.append(f"{d.day:02d}/{_MONTHS[d.month - 1]}/{d.year}")
         self.buckets: dict[tuple[int, int], _Bucket] = {}
         self.files: dict[Path, tuple[int, int]] = {}  # path -> (node, day), for sorting
+        self.next_flush_day = -2  # node-local days from -2 on may hold lines
         self.lines_written = 0
         self.usernames_written: set[str] = set()
 
@@ -1097,7 +1102,11 @@ class _Simulation:
         self._machine_traffic(day * DAY_MS)
 
     def _bucket(self, node: _Node, time_ms: int) -> _Bucket:
-        key = (node.number, (time_ms + node.shift_ms) // DAY_MS)
+        """The bucket of the node-local day of `time_ms` (in node 1's time)."""
+        return self._bucket_of_day(node, (time_ms + node.shift_ms) // DAY_MS)
+
+    def _bucket_of_day(self, node: _Node, day: int) -> _Bucket:
+        key = (node.number, day)
         bucket = self.buckets.get(key)
         if bucket is None:
             bucket = self.buckets[key] = _Bucket(node)
@@ -1267,8 +1276,7 @@ class _Simulation:
             sub_tail = " " + sub_tail
         else:
             stamp_end += f" {user.logged_name} "
-        day_start = -1
-        openers = ("", "")
+        day_start, openers = self._stamp_openers(arrived + shift, user)
         last_end = arrived
         for (
             after,
@@ -1294,14 +1302,9 @@ class _Simulation:
                 request = f"{request}{epoch + start}{after_clock}"
             local = start + shift
             ms = local - day_start
-            if not 0 <= ms < DAY_MS:  # the first line, or the page load straddles midnight
-                day, ms = divmod(local, DAY_MS)
-                day_start = day * DAY_MS
-                date_label = self.date_labels[day + 2]
-                if jira:
-                    openers = (f" {user.logged_name} [{date_label}:", f" - [{date_label}:")
-                else:
-                    openers = (f"[{date_label}:", f"[{date_label}:")
+            if not 0 <= ms < DAY_MS:  # the page load straddles midnight
+                day_start, openers = self._stamp_openers(local, user)
+                ms = local - day_start
             if jira:
                 append(
                     (
@@ -1325,6 +1328,15 @@ class _Simulation:
                     )
                 )
         return last_end
+
+    def _stamp_openers(self, local: int, user: _User) -> tuple[int, tuple[str, str]]:
+        """For `_emit`: the start of the local day of `local`, and what precedes the clock
+        time in a line (Jira: by the user, anonymous)."""
+        day = local // DAY_MS
+        date_label = self.date_labels[day + 2]
+        if self.jira:
+            return day * DAY_MS, (f" {user.logged_name} [{date_label}:", f" - [{date_label}:")
+        return day * DAY_MS, (f"[{date_label}:", f"[{date_label}:")
 
     def _edit(self, user: _User, node: _Node, page: _Page, start: int, tail: str) -> int:
         """Confluence's editor: heartbeats every 30 s while the user types, then publish."""
@@ -1438,31 +1450,36 @@ class _Simulation:
     # ---------------------------------------------------------------- writing
 
     def _flush(self, up_to_day: int) -> None:
-        """Write every file up to node-local day `up_to_day`; drop days not asked for."""
-        for key in sorted(self.buckets):
-            if key[1] <= up_to_day and not 0 <= key[1] < self.days:
-                del self.buckets[key]
-        for day in range(min(up_to_day + 1, self.days)):
+        """Write the files of node-local days up to `up_to_day`; drop days not asked for."""
+        for day in range(self.next_flush_day, up_to_day + 1):
             for node in self.nodes:
-                path = (
-                    self.out_dir
-                    / f"node{node.number}"
-                    / log_file_name(
-                        self.product,
-                        date.fromordinal(self.first_day.toordinal() + day),
-                        gzip=self.gzip,
-                    )
-                )
-                if path not in self.files:
-                    self._write(path, self.buckets.pop((node.number, day), _Bucket(node)))
-                    self.files[path] = (node.number, day)
+                bucket = self.buckets.pop((node.number, day), None) or _Bucket(node)
+                if 0 <= day < self.days:
+                    self._write(node, day, bucket)
+        self.next_flush_day = max(self.next_flush_day, up_to_day + 1)
 
-    def _write(self, path: Path, bucket: _Bucket) -> None:
+    def _write(self, node: _Node, day: int, bucket: _Bucket) -> None:
         pending = bucket.pending
+        # Tomcat writes a line when its request completes, into that day's file; the
+        # timestamp is when it started. Lines completing after midnight go to the next
+        # file, unless this is the last one (whose window then ends a few seconds late).
+        midnight = (day + 1) * DAY_MS
         if self.jira:
-            lines = self._number_jira_requests(bucket.node, pending)
+            pending.sort(key=_START)
+            maybe_late = bisect_left(pending, midnight - _LONGEST_REQUEST_MS, key=_START)
         else:
-            pending.sort(key=_END)  # Tomcat writes a line when its request completes
+            pending.sort(key=_END)
+            maybe_late = bisect_left(pending, midnight, key=_END)
+        if maybe_late < len(pending):
+            late = [line for line in pending[maybe_late:] if line[1] >= midnight]
+            pending[maybe_late:] = [line for line in pending[maybe_late:] if line[1] < midnight]
+            if day + 1 < self.days:
+                self._bucket_of_day(node, day + 1).pending.extend(late)
+            else:
+                pending.extend(line for line in late if line[0] < midnight)
+        if self.jira:
+            lines = self._number_jira_requests(node, pending)
+        else:
             lines = [text for _, _, text, _ in pending]
         if self.malformed_every is not None:
             cut = self.malformed_rng.randint
@@ -1473,14 +1490,24 @@ class _Simulation:
         data = "".join(lines).encode("utf-8")
         if self.gzip:
             data = gzip_format.compress(data, compresslevel=6, mtime=0)
+        path = (
+            self.out_dir
+            / f"node{node.number}"
+            / log_file_name(
+                self.product, date.fromordinal(self.first_day.toordinal() + day), gzip=self.gzip
+            )
+        )
         path.write_bytes(data)
+        self.files[path] = (node.number, day)
         self.lines_written += len(lines)
         self.usernames_written |= bucket.usernames
 
     @staticmethod
     def _number_jira_requests(node: _Node, pending: list[_Pending]) -> list[str]:
-        """Complete Jira's request ids in start order; return the lines in end order."""
-        pending.sort(key=_START)
+        """Complete Jira's request ids in start order; return the lines in end order.
+
+        `pending` is in start order, as request counters are given when a request starts.
+        """
         ends = sorted([end for _, end, _, _ in pending])
         counter = node.request_counter
         lines: list[str] = []
@@ -1491,7 +1518,6 @@ class _Simulation:
                 ended += 1
             lines.append(f"{head}{counter + started}x{started - ended}{rest}")
         node.request_counter = counter + len(pending)
-        # Tomcat writes a line when its request completes.
         by_end = sorted(range(len(pending)), key=[end for _, end, _, _ in pending].__getitem__)
         return [lines[index] for index in by_end]
 
