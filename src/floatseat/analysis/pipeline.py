@@ -77,7 +77,7 @@ def analyze(request: AnalysisRequest, progress: Progress | None = None) -> Analy
             continue
         files.append(FileSummary(source.name, format_name, scan.lines, scan.malformed))
         examples.extend(f"{source.name}:{row}" for row in scan.malformed_rows)
-        pair_frames.append(scan.pairs)
+        pair_frames.extend(scan.pair_frames)
 
     lines = sum(f.lines for f in files)
     malformed = sum(f.malformed_lines for f in files)

@@ -1,8 +1,9 @@
 """Bulk reading of access logs with Polars: raw lines in, counted (user, second) pairs out.
 
-Each file is read once in a columnar pass. A line is validated against the whole compiled
-pattern (a DFA match, cheap) and the fields floatseat needs are then extracted with a prefix
-expression that stops after the last of them. Requests are reduced at once to distinct
+Each file is read once, in one streaming pass that classifies every line: malformed (the
+whole compiled pattern does not match, a DFA test), blank, polling (a DFA test on the raw
+line where the pattern allows), anonymous, or counted. Only lines still in the running are
+captured, and only their user and time. Counted requests are reduced at once to distinct
 (user, second) pairs with their request counts, so memory follows the number of distinct
 pairs, not the number of lines.
 """
@@ -22,7 +23,7 @@ from floatseat.domain.activity import CountingRules
 from floatseat.logs.escapes import unescape
 from floatseat.logs.pattern import CompiledPattern, canonical_user
 
-CHUNK_BYTES = 64 << 20
+CHUNK_BYTES = 128 << 20  # gzip and stdin go in blocks of this many bytes
 MALFORMED_EXAMPLES = 5
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -38,7 +39,14 @@ class FileScan:
     lines: int = 0
     malformed: int = 0
     malformed_rows: list[int] = field(default_factory=list)  # 1-based line numbers
-    pairs: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=PAIRS_SCHEMA))
+    pair_frames: list[pl.DataFrame] = field(default_factory=list)
+
+    @property
+    def pairs(self) -> pl.DataFrame:
+        """Counted (user, ts, n); a (user, ts) may repeat across blocks."""
+        if not self.pair_frames:
+            return pl.DataFrame(schema=PAIRS_SCHEMA)
+        return pl.concat(self.pair_frames)
 
 
 def open_binary(path: Path | None) -> BinaryIO:
@@ -63,21 +71,31 @@ def is_gzip(path: Path) -> bool:
 
 
 def read_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """Blocks of whole lines (the last block may lack its final newline)."""
-    rest = b""
+    """Blocks of whole lines (the last block may lack its final newline).
+
+    Reads into one reused buffer, so that each byte is copied once on its way to Polars.
+    """
+    buffer = bytearray(chunk_bytes)
+    view = memoryview(buffer)
+    filled = 0
     while True:
-        block = stream.read(chunk_bytes)
-        if not block:
-            if rest:
-                yield rest
+        if filled == len(buffer):  # one line longer than the buffer: grow it
+            grown = bytearray(2 * len(buffer))
+            grown[:filled] = view[:filled]
+            view.release()
+            buffer, view = grown, memoryview(grown)
+        read = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not read:
+            if filled:
+                yield bytes(view[:filled])
             return
-        block = rest + block
-        cut = block.rfind(b"\n") + 1
+        filled += read
+        cut = buffer.rfind(b"\n", 0, filled) + 1
         if cut == 0:
-            rest = block
             continue
-        rest = block[cut:]
-        yield block[:cut]
+        yield bytes(view[:cut])
+        view[: filled - cut] = view[cut:filled]
+        filled -= cut
 
 
 def scan_file(
@@ -117,14 +135,13 @@ def _add_chunks(
     offset = 0
     for chunk in chunks:
         try:
-            _add(result, _lines(chunk, offset), pattern, rules)
+            offset += _add(result, _lines(chunk, offset), pattern, rules)
         except pl.exceptions.ComputeError as error:
             if "utf8" not in str(error).lower().replace("-", ""):
                 raise
             # Invalid bytes become U+FFFD; the line stays, so nothing is lost or shifted.
             repaired = chunk.decode("utf-8", "replace").encode("utf-8")
-            _add(result, _lines(repaired, offset), pattern, rules)
-        offset += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+            offset += _add(result, _lines(repaired, offset), pattern, rules)
 
 
 def _lines(chunk: bytes, offset: int) -> pl.LazyFrame:
@@ -133,8 +150,11 @@ def _lines(chunk: bytes, offset: int) -> pl.LazyFrame:
 
 def _add(
     result: FileScan, lines: pl.LazyFrame, pattern: CompiledPattern, rules: CountingRules
-) -> None:
-    """One pass over `lines`: classify each, reduce the counted ones to (user, time) groups."""
+) -> int:
+    """One pass over `lines`: classify each, reduce the counted ones to (user, time) groups.
+
+    Returns how many lines (blank ones included) were read.
+    """
     grouped = _classified(lines, pattern, rules).collect(engine="streaming")
     counted = grouped.filter(pl.col("kind") == "counted")
     summary = dict(
@@ -145,7 +165,8 @@ def _add(
         .iter_rows()
     )
     malformed = int(summary.get("malformed", {}).get("n", 0))
-    result.lines += int(grouped["n"].sum()) - int(summary.get("blank", {}).get("n", 0))
+    read = int(grouped["n"].sum())
+    result.lines += read - int(summary.get("blank", {}).get("n", 0))
     result.malformed += malformed
     if malformed == 1:
         result.malformed_rows.append(int(summary["malformed"]["row"]) + 1)
@@ -165,8 +186,9 @@ def _add(
         # A time that matched the pattern but is no real instant (29 Feb 2025): malformed too.
         result.malformed += int(bad_time_rows[0])
         result.malformed_rows.extend(bad_time_rows[1])
-    result.pairs = pl.concat([result.pairs, pairs])
+    result.pair_frames.append(pairs)
     del result.malformed_rows[MALFORMED_EXAMPLES:]
+    return read
 
 
 BLANK = r"^\s*$"

@@ -41,7 +41,7 @@ import gc
 import gzip as gzip_format
 import random
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -79,6 +79,7 @@ _HEALTH_CHECK_EVERY_MS: Final = 30 * SECOND_MS
 _CAPABILITIES_EVERY_MS: Final = 10 * MINUTE_MS
 _SERVICE_ACCOUNT_EVERY_MS: Final = 30 * MINUTE_MS
 _LONGEST_REQUEST_MS: Final = 10 * SECOND_MS
+_CHUNK_LINES: Final = 4096  # lines formatted, joined and written at a time
 
 
 # --------------------------------------------------------------------------- public API
@@ -231,12 +232,13 @@ def _parse_offset(text: str) -> int:
 # - chance is the probability that the browser sends it at all (caches).
 _Spec = tuple[int, int, str, str | None, tuple[tuple[str, str], ...], int, int, bool, float]
 
-# A line waiting to be written: (start_ms, end_ms, text, more_text), times in the node's
-# local milliseconds since midnight before the first day. Confluence lines are complete
-# in `text`. Jira lines still lack the request counter and the number of requests in
-# flight, known only once the node's requests are in start order; they are
-# f"{text}{counter}x{in_flight}{more_text}".
-_Pending = tuple[int, int, str, str]
+# A request waiting to be written: (start_ms, end_ms, address, user, date, request, status,
+# bytes, took_ms, tail). Times are the node's local milliseconds since the midnight before
+# the first day; `user` is escaped or `-`; `date` is `dd/Mon/yyyy` of the start; the tail
+# is what follows the duration (and bytes), newline included. Lines are formatted only
+# when their file is written, so that the strings of millions of waiting lines never exist
+# at once: the queued tuples share their strings with the catalog and the sessions.
+_Pending = tuple[int, int, str, str, str, str, str, str, int, str]
 
 _START: Final = itemgetter(0)
 _END: Final = itemgetter(1)
@@ -1006,6 +1008,12 @@ def _clock_labels() -> tuple[str, ...]:
     )
 
 
+@cache
+def _number_labels() -> tuple[str, ...]:
+    """The decimal numbers up to the longest duration: formatting them is a lookup."""
+    return tuple(str(n) for n in range(_LONGEST_REQUEST_MS + 1))
+
+
 # --------------------------------------------------------------------------- simulation
 
 
@@ -1115,10 +1123,7 @@ class _Simulation:
     def _single(
         self, node: _Node, t: int, spec: _Spec, ip: str, user: _User | None, tail: str
     ) -> int:
-        """Queue one request at `t`, by `user` (None: anonymous); returns when it ends.
-
-        `_emit` inlines the same for the requests that follow a page, with the same formats.
-        """
+        """Queue one request at `t`, by `user` (None: anonymous); returns when it ends."""
         _, _, request, after_clock, outcomes, took, spread, _, _ = spec
         u = self.rng.random()
         took += int(u * u * u * spread)  # mostly quick, now and then slow
@@ -1132,18 +1137,53 @@ class _Simulation:
             name = user.logged_name
             bucket.usernames.add(user.name)
         local = t + node.shift_ms
-        day, ms = divmod(local, DAY_MS)
-        stamp = f"[{self.date_labels[day + 2]}:{_clock_labels()[ms // 1000]} {node.offset_label}]"
-        if self.jira:
-            head = f"{ip} {ms // MINUTE_MS}x"
-            rest = f' {name} {stamp} "{request}" {status} {size} {took} {tail}'
-            bucket.pending.append((local, local + took, head, rest))
-        else:
-            x = (u * 104_729.0) % 1.0  # Tomcat favours its low-numbered threads
-            thread = node.threads[int(x * x * len(node.threads))]
-            line = f"{stamp} {name} {thread} {ip} {request} {status} {took}ms {size} {tail}"
-            bucket.pending.append((local, local + took, line, ""))
+        date_label = self.date_labels[local // DAY_MS + 2]
+        bucket.pending.append(
+            (local, local + took, ip, name, date_label, request, status, size, took, tail)
+        )
         return t + took
+
+    def _repeat(
+        self,
+        node: _Node,
+        first: int,
+        end: int,
+        every: int,
+        late: int,
+        spec: _Spec,
+        user: _User | None,
+        tail: str,
+    ) -> None:
+        """Queue `spec` from `first` until `end`, every `every` ms plus up to `late` ms.
+
+        `_single` in a loop, but with the day's bucket kept between requests: a third of all
+        lines are such series (polls, heartbeats, health checks).
+        """
+        _, _, request, after_clock, outcomes, took_least, spread, _, _ = spec
+        random_ = self.rng.random
+        epoch, shift = self.epoch_ms, node.shift_ms
+        ip = _LOAD_BALANCER_IP if user is None else user.address
+        name = "-" if user is None else user.logged_name
+        day_start = day_end = 0
+        append = None
+        date_label = ""
+        t = first
+        while t < end:
+            local = t + shift
+            if append is None or not day_start <= local < day_end:
+                day = local // DAY_MS
+                day_start, day_end = day * DAY_MS, day * DAY_MS + DAY_MS
+                bucket = self._bucket_of_day(node, day)
+                if user is not None:
+                    bucket.usernames.add(user.name)
+                append = bucket.pending.append
+                date_label = self.date_labels[day + 2]
+            u = random_()
+            took = took_least + int(u * u * u * spread)
+            status, size = outcomes[int(u * 7919.0) % len(outcomes)]
+            sent = request if after_clock is None else f"{request}{epoch + t}{after_clock}"
+            append((local, local + took, ip, name, date_label, sent, status, size, took, tail))
+            t += every + int((u * 104_729.0) % 1.0 * late)
 
     # ---------------------------------------------------------------- people
 
@@ -1262,21 +1302,11 @@ class _Simulation:
         arrived = self._single(node, t0, page.main, user.address, user, main_tail)
         random_ = self.rng.random
         epoch = self.epoch_ms
-        jira = self.jira
-        shift, threads = node.shift_ms, node.threads
-        thread_count = len(threads)
-        clock = _clock_labels()
+        ip, name = user.address, user.logged_name
+        shift = node.shift_ms
         append = self._bucket(node, arrived).pending.append
-        # What stays the same within the page load, around the parts that change per line.
-        ip_head = f"{user.address} "
-        ip_part = f" {user.address} "
-        stamp_end = f" {node.offset_label}]"
-        if jira:
-            stamp_end += ' "'
-            sub_tail = " " + sub_tail
-        else:
-            stamp_end += f" {user.logged_name} "
-        day_start, openers = self._stamp_openers(arrived + shift, user)
+        day_start = (arrived + shift) // DAY_MS * DAY_MS
+        date_label = self.date_labels[day_start // DAY_MS + 2]
         last_end = arrived
         for (
             after,
@@ -1301,52 +1331,32 @@ class _Simulation:
             if after_clock is not None:
                 request = f"{request}{epoch + start}{after_clock}"
             local = start + shift
-            ms = local - day_start
-            if not 0 <= ms < DAY_MS:  # the page load straddles midnight
-                day_start, openers = self._stamp_openers(local, user)
-                ms = local - day_start
-            if jira:
-                append(
-                    (
-                        local,
-                        local + took,
-                        f"{ip_head}{ms // MINUTE_MS}x",
-                        f"{openers[anon]}{clock[ms // 1000]}{stamp_end}{request}"
-                        f'" {status} {size} {took}{sub_tail}',
-                    )
+            if not 0 <= local - day_start < DAY_MS:  # the page load straddles midnight
+                day_start = local // DAY_MS * DAY_MS
+                date_label = self.date_labels[day_start // DAY_MS + 2]
+            append(
+                (
+                    local,
+                    local + took,
+                    ip,
+                    "-" if anon else name,
+                    date_label,
+                    request,
+                    status,
+                    size,
+                    took,
+                    sub_tail,
                 )
-            else:
-                x = (u * 104_729.0) % 1.0
-                append(
-                    (
-                        local,
-                        local + took,
-                        f"{openers[0]}{clock[ms // 1000]}{stamp_end}"
-                        f"{threads[int(x * x * thread_count)]}{ip_part}{request} {status} "
-                        f"{took}ms {size} {sub_tail}",
-                        "",
-                    )
-                )
+            )
         return last_end
-
-    def _stamp_openers(self, local: int, user: _User) -> tuple[int, tuple[str, str]]:
-        """For `_emit`: the start of the local day of `local`, and what precedes the clock
-        time in a line (Jira: by the user, anonymous)."""
-        day = local // DAY_MS
-        date_label = self.date_labels[day + 2]
-        if self.jira:
-            return day * DAY_MS, (f" {user.logged_name} [{date_label}:", f" - [{date_label}:")
-        return day * DAY_MS, (f"[{date_label}:", f"[{date_label}:")
 
     def _edit(self, user: _User, node: _Node, page: _Page, start: int, tail: str) -> int:
         """Confluence's editor: heartbeats every 30 s while the user types, then publish."""
         assert page.heartbeat is not None and page.publish is not None
         rng = self.rng
         end = start + int(rng.uniform(1, 25) * MINUTE_MS)
-        t = start + int(rng.uniform(5, 30) * SECOND_MS)
-        while t < end:
-            self._single(node, t, page.heartbeat, user.address, user, tail)
-            t += 30 * SECOND_MS + int(rng.random() * 400)
+        first = start + int(rng.uniform(5, 30) * SECOND_MS)
+        self._repeat(node, first, end, 30 * SECOND_MS, 400, page.heartbeat, user, tail)
         return self._single(node, end, page.publish, user.address, user, tail)
 
     def _poll(
@@ -1359,11 +1369,9 @@ class _Simulation:
         else:
             tail = f"{page.url} {user.agent}\n"
         for every, spec in page.polls:
-            t = begin + int(random_() * every)
-            while t < end:
-                self._single(node, t, spec, user.address, user, tail)
-                # Browsers throttle the timers of background tabs: a second or two late.
-                t += every + int(random_() * 2 * SECOND_MS)
+            first = begin + int(random_() * every)
+            # Browsers throttle the timers of background tabs: a second or two late.
+            self._repeat(node, first, end, every, 2 * SECOND_MS, spec, user, tail)
 
     def _login(self, user: _User, node: _Node, session: str, t: int) -> int:
         if self.jira:
@@ -1407,10 +1415,11 @@ class _Simulation:
 
         # The load balancer asks every node for /status.
         for node in self.nodes:
-            t = day_start + int(rng.random() * _HEALTH_CHECK_EVERY_MS)
-            while t < day_end:
-                self._single(node, t, catalog.health, _LOAD_BALANCER_IP, None, tail(_HEALTH_AGENT))
-                t += _HEALTH_CHECK_EVERY_MS + int(rng.random() * 50)
+            first = day_start + int(rng.random() * _HEALTH_CHECK_EVERY_MS)
+            self._repeat(
+                node, first, day_end, _HEALTH_CHECK_EVERY_MS, 50, catalog.health, None,
+                tail(_HEALTH_AGENT),
+            )  # fmt: skip
 
         # The linked application asks for capabilities, anonymously.
         t = day_start + int(rng.random() * _CAPABILITIES_EVERY_MS)
@@ -1464,7 +1473,7 @@ class _Simulation:
         # timestamp is when it started. Lines completing after midnight go to the next
         # file, unless this is the last one (whose window then ends a few seconds late).
         midnight = (day + 1) * DAY_MS
-        if self.jira:
+        if self.jira:  # request ids count requests in the order they start
             pending.sort(key=_START)
             maybe_late = bisect_left(pending, midnight - _LONGEST_REQUEST_MS, key=_START)
         else:
@@ -1477,19 +1486,9 @@ class _Simulation:
                 self._bucket_of_day(node, day + 1).pending.extend(late)
             else:
                 pending.extend(line for line in late if line[0] < midnight)
-        if self.jira:
-            lines = self._number_jira_requests(node, pending)
-        else:
-            lines = [text for _, _, text, _ in pending]
-        if self.malformed_every is not None:
-            cut = self.malformed_rng.randint
-            for index in range(self.malformed_every - 1, len(lines), self.malformed_every):
-                line = lines[index]
-                # Cut no later than the protocol, so that whole fields are missing.
-                lines[index] = line[: cut(1, line.index(_PROTOCOL) + len(_PROTOCOL))] + "\n"
-        data = "".join(lines).encode("utf-8")
-        if self.gzip:
-            data = gzip_format.compress(data, compresslevel=6, mtime=0)
+        chunks = (
+            self._jira_lines(node, pending) if self.jira else self._confluence_lines(node, pending)
+        )
         path = (
             self.out_dir
             / f"node{node.number}"
@@ -1497,29 +1496,83 @@ class _Simulation:
                 self.product, date.fromordinal(self.first_day.toordinal() + day), gzip=self.gzip
             )
         )
-        path.write_bytes(data)
+        with path.open("wb") as file:
+            compressor = (
+                gzip_format.GzipFile(fileobj=file, mode="wb", compresslevel=6, mtime=0)
+                if self.gzip
+                else None
+            )
+            for chunk in chunks:
+                (compressor or file).write(chunk.encode("utf-8"))
+            if compressor is not None:
+                compressor.close()
         self.files[path] = (node.number, day)
-        self.lines_written += len(lines)
+        self.lines_written += len(pending)
         self.usernames_written |= bucket.usernames
 
-    @staticmethod
-    def _number_jira_requests(node: _Node, pending: list[_Pending]) -> list[str]:
-        """Complete Jira's request ids in start order; return the lines in end order.
+    def _spoil(self, lines: list[str], lines_before: int) -> None:
+        """Cut short lines N, 2N, ... of a file, of which `lines` follow `lines_before`."""
+        every = self.malformed_every
+        assert every is not None
+        cut = self.malformed_rng.randint
+        for index in range((every - 1 - lines_before) % every, len(lines), every):
+            line = lines[index]
+            # Cut no later than the protocol, so that whole fields are missing.
+            lines[index] = line[: cut(1, line.index(_PROTOCOL) + len(_PROTOCOL))] + "\n"
 
-        `pending` is in start order, as request counters are given when a request starts.
-        """
-        ends = sorted([end for _, end, _, _ in pending])
-        counter = node.request_counter
-        lines: list[str] = []
-        ended = 0  # requests of this file that ended by the current start
-        for started, (start, _, head, rest) in enumerate(pending, start=1):
+    def _jira_lines(self, node: _Node, pending: list[_Pending]) -> Iterator[str]:
+        """Jira's lines of `pending` (in start order), in end order, some thousands at a time."""
+        # Request ids: the node's counter, and the requests in flight when this one started.
+        ends = sorted([line[1] for line in pending])
+        in_flight: list[int] = []
+        ended = 0
+        for started, line in enumerate(pending, start=1):
             # A request ends after it starts, so this stops at its own end at the latest.
-            while ends[ended] <= start:
+            while ends[ended] <= line[0]:
                 ended += 1
-            lines.append(f"{head}{counter + started}x{started - ended}{rest}")
-        node.request_counter = counter + len(pending)
-        by_end = sorted(range(len(pending)), key=[end for _, end, _, _ in pending].__getitem__)
-        return [lines[index] for index in by_end]
+            in_flight.append(started - ended)
+        counter = node.request_counter + 1
+        node.request_counter += len(pending)
+        by_end = sorted(range(len(pending)), key=[line[1] for line in pending].__getitem__)
+        clock, numbers = _clock_labels(), _number_labels()
+        stamp_end = f' {node.offset_label}] "'
+        for first in range(0, len(by_end), _CHUNK_LINES):
+            lines = []
+            for index in by_end[first : first + _CHUNK_LINES]:
+                start, _, ip, user, day, request, status, size, took, tail = pending[index]
+                ms = start % DAY_MS
+                flying = in_flight[index]
+                lines.append(
+                    f"{ip} {numbers[ms // MINUTE_MS]}x{counter + index}x"
+                    f"{numbers[flying] if flying <= _LONGEST_REQUEST_MS else flying} {user} "
+                    f'[{day}:{clock[ms // 1000]}{stamp_end}{request}" {status} {size} '
+                    f"{numbers[took]} {tail}"
+                )
+            if self.malformed_every is not None:
+                self._spoil(lines, first)
+            yield "".join(lines)
+
+    def _confluence_lines(self, node: _Node, pending: list[_Pending]) -> Iterator[str]:
+        """Confluence's lines of `pending` (in end order), some thousands at a time."""
+        clock, numbers = _clock_labels(), _number_labels()
+        offset = node.offset_label
+        threads = node.threads
+        thread_count = len(threads)
+        random_ = self.rng.random
+        for first in range(0, len(pending), _CHUNK_LINES):
+            lines = []
+            for start, _, ip, user, day, request, status, size, took, tail in pending[
+                first : first + _CHUNK_LINES
+            ]:
+                x = random_()  # Tomcat favours its low-numbered threads
+                lines.append(
+                    f"[{day}:{clock[start % DAY_MS // 1000]} {offset}] {user} "
+                    f"{threads[int(x * x * thread_count)]} {ip} {request} {status} "
+                    f"{numbers[took]}ms {size} {tail}"
+                )
+            if self.malformed_every is not None:
+                self._spoil(lines, first)
+            yield "".join(lines)
 
 
 _SERVICE_USER: Final = _User(
