@@ -45,8 +45,8 @@ class ReportOptions:
 
 
 def ordered_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
-    """Distinct (user, ts), sorted by user then time: the input of `sessions_frame`."""
-    return pairs.select("user", "ts").unique().sort("user", "ts")
+    """(user, ts) of grouped pairs, sorted by user then time: the input of `sessions_frame`."""
+    return pairs.select("user", "ts").sort("user", "ts")
 
 
 def sessions_frame(ordered: pl.DataFrame, idle_timeout_s: int) -> pl.DataFrame:
