@@ -101,9 +101,8 @@ def build_report(
     malformed_examples: list[str],
     warnings: list[str],
 ) -> AnalysisReport:
-    """The report for counted pairs (user, ts, n), possibly with repeated (user, ts) rows."""
+    """The report for counted pairs (user, ts, n), one row per distinct (user, ts)."""
     zone = ZoneInfo(options.tz)
-    pairs = pairs.group_by("user", "ts").agg(pl.col("n").sum())
     lines = sum(f.lines for f in files)
     malformed = sum(f.malformed_lines for f in files)
     timeout = options.idle_timeout_s

@@ -42,7 +42,33 @@ class Progress:
     advance: Callable[[str], None] = lambda name: None
 
 
+@dataclass(frozen=True)
+class Requests:
+    """Every counted request of the input, reduced to (user, ts, n), and what was read."""
+
+    pairs: pl.DataFrame  # user (canonical), ts (UTC seconds), n: one row per (user, ts)
+    files: list[FileSummary]
+    malformed_examples: list[str]
+    warnings: list[str]
+
+
 def analyze(request: AnalysisRequest, progress: Progress | None = None) -> AnalysisReport:
+    """Read the input and report its concurrency."""
+    found = read_requests(request, progress)
+    return build_report(
+        found.pairs,
+        request.report,
+        files=found.files,
+        malformed_examples=found.malformed_examples,
+        warnings=found.warnings,
+    )
+
+
+def read_requests(request: AnalysisRequest, progress: Progress | None = None) -> Requests:
+    """Read every input once; the counted requests as (user, second) pairs.
+
+    Raises InputError when nothing can be read or no line parses.
+    """
     progress = progress or Progress()
     found = discover(request.arguments, request.includes)
     warnings = list(found.problems)
@@ -85,13 +111,8 @@ def analyze(request: AnalysisRequest, progress: Progress | None = None) -> Analy
         detail = "; ".join(warnings) if warnings else f"{lines} lines, all malformed"
         raise InputError(f"no parseable access-log line in the input ({detail})")
     pairs = pl.concat(pair_frames) if pair_frames else pl.DataFrame(schema=PAIRS_SCHEMA)
-    return build_report(
-        pairs,
-        request.report,
-        files=files,
-        malformed_examples=examples[:10],
-        warnings=warnings,
-    )
+    pairs = pairs.group_by("user", "ts").agg(pl.col("n").sum())
+    return Requests(pairs, files, examples[:10], warnings)
 
 
 def _scan_source(

@@ -274,6 +274,16 @@ class SeatPolicy:
 
     # -- events --------------------------------------------------------------------------
 
+    def activity(self, user: str, at: int) -> list[Decision]:
+        """`handle(Activity(user, at))` without building the event: the replay's hot path."""
+        holder = self.holders.get(user)
+        if holder is not None:
+            self._refresh(holder, at)
+            return []
+        out: list[Decision] = []
+        self._activity(user, at, out)
+        return out
+
     def handle(self, event: Event) -> list[Decision]:
         out: list[Decision] = []
         if isinstance(event, Activity):
