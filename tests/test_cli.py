@@ -305,3 +305,14 @@ def test_generated_logs_analyse_with_exact_malformed_counts(product: str, tmp_pa
     assert all(int(e.rsplit(":", 1)[1]) % 700 == 0 for e in report["malformed_examples"])
     assert "svc-reporting" in report["service_accounts"]
     assert 0 < report["peak"] <= report["users_active"] <= 31
+
+
+def test_an_empty_file_is_named_as_such_and_crlf_lines_parse(tmp_path: Path) -> None:
+    (tmp_path / "access_log.empty").write_bytes(b"")
+    crlf = tmp_path / "access_log.crlf"
+    crlf.write_bytes((jira("ann", "10:00:00") + "\r\n" + jira("bob", "10:01:00") + "\r\n").encode())
+    status, out, err = run("analyze", str(tmp_path), "--json", "-")
+    assert status == 0
+    report = json.loads(out)
+    assert (report["lines"], report["malformed_lines"], report["users_active"]) == (2, 0, 2)
+    assert "access_log.empty: the file is empty" in err

@@ -17,6 +17,7 @@ from floatseat.logs.formats import FORMATS_BY_NAME, LogFormat, detect_format
 from floatseat.logs.pattern import CompiledPattern, compile_pattern
 
 DETECTION_BYTES = 256 << 10
+EMPTY = "<empty>"  # what _scan_source names the format of a file with no line at all
 
 
 class InputError(Exception):
@@ -95,10 +96,13 @@ def read_requests(request: AnalysisRequest, progress: Progress | None = None) ->
             continue
         progress.advance(source.name)
         if scan is None:
-            warnings.append(
-                f"{source.name}: the log format was not recognised; skipped "
-                "(name it with --format, --pattern or --server-xml)"
-            )
+            if format_name == EMPTY:
+                warnings.append(f"{source.name}: the file is empty; skipped")
+            else:
+                warnings.append(
+                    f"{source.name}: the log format was not recognised; skipped "
+                    "(name it with --format, --pattern or --server-xml)"
+                )
             files.append(FileSummary(source.name, None, 0, 0))
             continue
         files.append(FileSummary(source.name, format_name, scan.lines, scan.malformed))
@@ -124,14 +128,14 @@ def _scan_source(
         head = next(chunks, b"")
         pattern, name = _pattern_for(head, forced, request)
         if pattern is None:
-            return None, ""
+            return None, "" if head.strip() else EMPTY
         blocks = itertools.chain([head], chunks)
         return scan_file(source.name, None, pattern, request.rules, chunks=blocks), name
     with open_binary(source.path) as stream:
         head = stream.read(DETECTION_BYTES)
     pattern, name = _pattern_for(head, forced, request)
     if pattern is None:
-        return None, ""
+        return None, "" if head.strip() else EMPTY
     return scan_file(source.name, source.path, pattern, request.rules), name
 
 
