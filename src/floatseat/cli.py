@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -13,15 +14,42 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from floatseat import __version__
 from floatseat.analysis.analyze import ReportOptions
 from floatseat.analysis.export import report_json_text, timeline_csv_text
-from floatseat.analysis.pipeline import AnalysisRequest, InputError
+from floatseat.analysis.pipeline import AnalysisRequest, InputError, read_requests
 from floatseat.analysis.pipeline import Progress as AnalysisProgress
 from floatseat.analysis.pipeline import analyze as run_analysis
+from floatseat.analysis.simulate import (
+    DEFAULT_MAX_WAIT_P95_S,
+    SimulationOptions,
+    parse_seat_range,
+    prepare_input,
+    simulation_json_text,
+)
+from floatseat.analysis.simulate import simulate as run_simulation
+from floatseat.analysis.simulate_terminal import render_simulation_summary
 from floatseat.analysis.terminal import render_summary
 from floatseat.domain.activity import DEFAULT_POLLING_PREFIXES, CountingRules
 from floatseat.domain.licence import DEFAULT_TIERS
+from floatseat.domain.policy import PolicySettings
 from floatseat.logs.formats import FORMATS_BY_NAME
-from floatseat.logs.pattern import PatternError, compile_pattern, read_server_xml_pattern
-from floatseat.units import parse_duration, parse_fraction
+from floatseat.logs.pattern import (
+    PatternError,
+    canonical_user,
+    compile_pattern,
+    read_server_xml_pattern,
+)
+from floatseat.units import format_duration, parse_duration, parse_fraction
+
+T = TypeVar("T")
+# The policy's documented defaults, as the defaults of `simulate`'s options.
+POLICY_DEFAULTS = PolicySettings()
+DEFAULT_IDLE_TIMEOUT = format_duration(POLICY_DEFAULTS.idle_timeout_s)
+DEFAULT_MIN_HOLD = format_duration(POLICY_DEFAULTS.min_hold_s)
+DEFAULT_PREEMPT_AFTER = format_duration(POLICY_DEFAULTS.preempt_after_s)
+DEFAULT_WARN_BEFORE = format_duration(POLICY_DEFAULTS.warn_before_s)
+DEFAULT_QUEUE_TIMEOUT = format_duration(POLICY_DEFAULTS.queue_timeout_s)
+DEFAULT_QUEUE_AGING = format_duration(POLICY_DEFAULTS.queue_aging_s)
+DEFAULT_SWEEP_INTERVAL = format_duration(POLICY_DEFAULTS.sweep_interval_s)
+DEFAULT_MAX_WAIT_P95 = format_duration(DEFAULT_MAX_WAIT_P95_S)
 
 app = typer.Typer(
     help="floatseat: floating licences for Atlassian Confluence and Jira Data Center.",
@@ -66,130 +94,130 @@ def _parse_tiers(text: str) -> tuple[int, ...]:
     return tiers
 
 
-@app.command()
-def analyze(
-    paths: Annotated[
-        list[str],
-        typer.Argument(help="Files, folders (read recursively) or globs; '-' reads stdin."),
-    ],
-    include: Annotated[
-        list[str] | None,
-        typer.Option("--include", help="Also read files in folders whose name matches GLOB."),
-    ] = None,
-    log_format: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="Known format for every file: " + ", ".join(FORMATS_BY_NAME) + ". "
-            "Default: detected per file.",
-        ),
-    ] = None,
-    pattern: Annotated[
-        str | None, typer.Option(help="A Tomcat AccessLogValve pattern for every file.")
-    ] = None,
-    server_xml: Annotated[
-        Path | None, typer.Option(help="Read the pattern from this server.xml's valve.")
-    ] = None,
-    user_field: Annotated[
-        str | None, typer.Option(help="The pattern token holding the user, e.g. %u.")
-    ] = None,
-    context_path: Annotated[
-        str | None, typer.Option(help="Strip this context path (e.g. /jira) first.")
-    ] = None,
-    polling_path: Annotated[
-        list[str] | None, typer.Option(help="Add a polling prefix of the request target.")
-    ] = None,
-    polling_regex: Annotated[
-        list[str] | None, typer.Option(help="Add a polling regex of the request target.")
-    ] = None,
-    no_default_polling: Annotated[
-        bool, typer.Option(help="Clear the default polling prefixes.")
-    ] = False,
-    exclude_user: Annotated[
-        list[str] | None, typer.Option(help="Leave out this user's requests.")
-    ] = None,
-    exclude_user_agent: Annotated[
-        str | None, typer.Option(help="Leave out requests whose User-Agent matches REGEX.")
-    ] = None,
-    idle_timeout: Annotated[
-        str, typer.Option(help="Idle timeout T: 90s, 30m, 1h or seconds.")
-    ] = "30m",
-    tz: Annotated[str, typer.Option(help="Time zone of reported times and days.")] = "UTC",
-    registered: Annotated[
-        int | None, typer.Option(help="Registered users, to show the peak as a share.")
-    ] = None,
-    headroom: Annotated[str, typer.Option(help="Headroom over the peak.")] = "10%",
-    fixed: Annotated[int, typer.Option(help="Seats that never float.")] = 0,
-    tiers: Annotated[
-        str | None, typer.Option(help="Licence tiers, comma-separated (default: Atlassian DC).")
-    ] = None,
-    current_tier: Annotated[int | None, typer.Option(help="The tier you license now.")] = None,
-    price_per_tier: Annotated[
-        str | None,
-        typer.Option(help="Yearly prices: 500=42000,1000=72000 or @file with one a line."),
-    ] = None,
-    currency: Annotated[str, typer.Option(help="Currency label for prices.")] = "",
-    json_out: Annotated[
-        str | None, typer.Option("--json", help="Write the JSON report here ('-': stdout).")
-    ] = None,
-    csv_out: Annotated[
-        Path | None, typer.Option("--csv", help="Write the per-minute timeline as CSV.")
-    ] = None,
-    html_out: Annotated[
-        Path | None, typer.Option("--html", help="Write a self-contained HTML report.")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No terminal summary.")] = False,
-) -> None:
-    """Report the exact peak of concurrent users from Jira and Confluence access logs."""
-    # With JSON on stdout, everything meant for people goes to stderr.
-    console = Console(stderr=json_out == "-")
-    errors = Console(stderr=True, soft_wrap=True)
-    try:
-        from zoneinfo import ZoneInfo
+# -- reading access logs: the options and steps `analyze` and `simulate` share -------------------
 
-        ZoneInfo(tz)
-        timeout_s = parse_duration(idle_timeout)
-        if timeout_s <= 0:
-            raise ValueError("the idle timeout must be positive")
-        if log_format is not None and log_format not in FORMATS_BY_NAME:
-            raise ValueError(f"unknown format {log_format!r}; known: {', '.join(FORMATS_BY_NAME)}")
-        if server_xml is not None:
-            pattern = read_server_xml_pattern(server_xml.read_text(encoding="utf-8"))
-        if pattern is not None:
-            compile_pattern(pattern, user_field=user_field)
-        prefixes = () if no_default_polling else tuple(p for p, _ in DEFAULT_POLLING_PREFIXES)
-        rules = CountingRules(
-            polling_prefixes=prefixes + tuple(polling_path or ()),
-            polling_regexes=tuple(polling_regex or ()),
-            excluded_users=frozenset(u.lower() for u in exclude_user or ()),
-            excluded_agent_regex=exclude_user_agent,
-            context_path=context_path,
-        )
-        options = ReportOptions(
-            idle_timeout_s=timeout_s,
-            tz=tz,
-            tiers=_parse_tiers(tiers) if tiers else DEFAULT_TIERS,
-            headroom=parse_fraction(headroom),
-            fixed_seats=fixed,
-            registered_users=registered,
-            current_tier=current_tier,
-            price_per_tier=_parse_prices(price_per_tier) if price_per_tier else {},
-            currency=currency,
-        )
-    except (ValueError, PatternError, OSError) as error:
-        raise _fail(errors, str(error)) from None
-    except Exception as error:  # zoneinfo and re raise their own kinds
-        raise _fail(errors, f"{type(error).__name__}: {error}") from None
+LogPaths = Annotated[
+    list[str],
+    typer.Argument(help="Files, folders (read recursively) or globs; '-' reads stdin."),
+]
+IncludeOption = Annotated[
+    list[str] | None,
+    typer.Option("--include", help="Also read files in folders whose name matches GLOB."),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="Known format for every file: " + ", ".join(FORMATS_BY_NAME) + ". "
+        "Default: detected per file.",
+    ),
+]
+PatternOption = Annotated[
+    str | None, typer.Option(help="A Tomcat AccessLogValve pattern for every file.")
+]
+ServerXmlOption = Annotated[
+    Path | None, typer.Option(help="Read the pattern from this server.xml's valve.")
+]
+UserFieldOption = Annotated[
+    str | None, typer.Option(help="The pattern token holding the user, e.g. %u.")
+]
+ContextPathOption = Annotated[
+    str | None, typer.Option(help="Strip this context path (e.g. /jira) first.")
+]
+PollingPathOption = Annotated[
+    list[str] | None, typer.Option(help="Add a polling prefix of the request target.")
+]
+PollingRegexOption = Annotated[
+    list[str] | None, typer.Option(help="Add a polling regex of the request target.")
+]
+NoDefaultPollingOption = Annotated[bool, typer.Option(help="Clear the default polling prefixes.")]
+ExcludeUserOption = Annotated[
+    list[str] | None, typer.Option(help="Leave out this user's requests.")
+]
+ExcludeUserAgentOption = Annotated[
+    str | None, typer.Option(help="Leave out requests whose User-Agent matches REGEX.")
+]
+IdleTimeoutOption = Annotated[str, typer.Option(help="Idle timeout T: 90s, 30m, 1h or seconds.")]
+TzOption = Annotated[str, typer.Option(help="Time zone of reported times and days.")]
+JsonOption = Annotated[
+    str | None, typer.Option("--json", help="Write the JSON report here ('-': stdout).")
+]
+HtmlOption = Annotated[
+    Path | None, typer.Option("--html", help="Write a self-contained HTML report.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No terminal summary.")]
 
-    request = AnalysisRequest(
+
+def _log_request(
+    paths: list[str],
+    report: ReportOptions,
+    *,
+    include: list[str] | None,
+    log_format: str | None,
+    pattern: str | None,
+    server_xml: Path | None,
+    user_field: str | None,
+    context_path: str | None,
+    polling_path: list[str] | None,
+    polling_regex: list[str] | None,
+    no_default_polling: bool,
+    exclude_user: list[str] | None,
+    exclude_user_agent: str | None,
+) -> AnalysisRequest:
+    """The checked input options as a request for the reader.
+
+    Raises ValueError, PatternError or OSError (server.xml) with a message for people.
+    """
+    if log_format is not None and log_format not in FORMATS_BY_NAME:
+        raise ValueError(f"unknown format {log_format!r}; known: {', '.join(FORMATS_BY_NAME)}")
+    if server_xml is not None:
+        pattern = read_server_xml_pattern(server_xml.read_text(encoding="utf-8"))
+    if pattern is not None:
+        compile_pattern(pattern, user_field=user_field)
+    prefixes = () if no_default_polling else tuple(p for p, _ in DEFAULT_POLLING_PREFIXES)
+    rules = CountingRules(
+        polling_prefixes=prefixes + tuple(polling_path or ()),
+        polling_regexes=tuple(polling_regex or ()),
+        excluded_users=frozenset(u.lower() for u in exclude_user or ()),
+        excluded_agent_regex=exclude_user_agent,
+        context_path=context_path,
+    )
+    return AnalysisRequest(
         arguments=tuple(paths),
         rules=rules,
-        report=options,
+        report=report,
         includes=tuple(include or ()),
         format_name=log_format,
         pattern=pattern,
         user_field=user_field,
     )
+
+
+def _check_zone(tz: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    ZoneInfo(tz)
+
+
+def _positive_duration(text: str, what: str) -> int:
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"the {what} must be positive")
+    return seconds
+
+
+def _checked(errors: Console, build: Callable[[], T]) -> T:
+    """`build()`, with a bad option turned into exit status 2 and its reason."""
+    try:
+        return build()
+    except (ValueError, PatternError, OSError) as error:
+        raise _fail(errors, str(error)) from None
+    except Exception as error:  # zoneinfo and re raise their own kinds
+        raise _fail(errors, f"{type(error).__name__}: {error}") from None
+
+
+def _read_logs(errors: Console, quiet: bool, read: Callable[[AnalysisProgress], T]) -> T:
+    """`read(progress)` under a progress bar of the files read; InputError exits with 2."""
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -208,18 +236,98 @@ def analyze(
             bar.update(task, advance=1, description=f"read {Path(name).name}")
 
         try:
-            report = run_analysis(request, AnalysisProgress(start=start, advance=advance))
+            return read(AnalysisProgress(start=start, advance=advance))
         except InputError as error:
             raise _fail(errors, str(error)) from None
+
+
+def _write_text(target: str | Path, text: str) -> None:
+    if target == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        Path(target).write_text(text, encoding="utf-8")
+
+
+@app.command()
+def analyze(
+    paths: LogPaths,
+    include: IncludeOption = None,
+    log_format: FormatOption = None,
+    pattern: PatternOption = None,
+    server_xml: ServerXmlOption = None,
+    user_field: UserFieldOption = None,
+    context_path: ContextPathOption = None,
+    polling_path: PollingPathOption = None,
+    polling_regex: PollingRegexOption = None,
+    no_default_polling: NoDefaultPollingOption = False,
+    exclude_user: ExcludeUserOption = None,
+    exclude_user_agent: ExcludeUserAgentOption = None,
+    idle_timeout: IdleTimeoutOption = "30m",
+    tz: TzOption = "UTC",
+    registered: Annotated[
+        int | None, typer.Option(help="Registered users, to show the peak as a share.")
+    ] = None,
+    headroom: Annotated[str, typer.Option(help="Headroom over the peak.")] = "10%",
+    fixed: Annotated[int, typer.Option(help="Seats that never float.")] = 0,
+    tiers: Annotated[
+        str | None, typer.Option(help="Licence tiers, comma-separated (default: Atlassian DC).")
+    ] = None,
+    current_tier: Annotated[int | None, typer.Option(help="The tier you license now.")] = None,
+    price_per_tier: Annotated[
+        str | None,
+        typer.Option(help="Yearly prices: 500=42000,1000=72000 or @file with one a line."),
+    ] = None,
+    currency: Annotated[str, typer.Option(help="Currency label for prices.")] = "",
+    json_out: JsonOption = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Write the per-minute timeline as CSV.")
+    ] = None,
+    html_out: HtmlOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Report the exact peak of concurrent users from Jira and Confluence access logs."""
+    # With JSON on stdout, everything meant for people goes to stderr.
+    console = Console(stderr=json_out == "-")
+    errors = Console(stderr=True, soft_wrap=True)
+
+    def build() -> AnalysisRequest:
+        _check_zone(tz)
+        options = ReportOptions(
+            idle_timeout_s=_positive_duration(idle_timeout, "idle timeout"),
+            tz=tz,
+            tiers=_parse_tiers(tiers) if tiers else DEFAULT_TIERS,
+            headroom=parse_fraction(headroom),
+            fixed_seats=fixed,
+            registered_users=registered,
+            current_tier=current_tier,
+            price_per_tier=_parse_prices(price_per_tier) if price_per_tier else {},
+            currency=currency,
+        )
+        return _log_request(
+            paths,
+            options,
+            include=include,
+            log_format=log_format,
+            pattern=pattern,
+            server_xml=server_xml,
+            user_field=user_field,
+            context_path=context_path,
+            polling_path=polling_path,
+            polling_regex=polling_regex,
+            no_default_polling=no_default_polling,
+            exclude_user=exclude_user,
+            exclude_user_agent=exclude_user_agent,
+        )
+
+    request = _checked(errors, build)
+    report = _read_logs(errors, quiet, lambda progress: run_analysis(request, progress))
 
     if not quiet:
         render_summary(report, console)
     try:
-        if json_out == "-":
-            sys.stdout.write(report_json_text(report))
-            sys.stdout.flush()
-        elif json_out is not None:
-            Path(json_out).write_text(report_json_text(report), encoding="utf-8")
+        if json_out is not None:
+            _write_text(json_out, report_json_text(report))
         if csv_out is not None:
             csv_out.write_text(timeline_csv_text(report), encoding="utf-8")
         if html_out is not None:
@@ -229,6 +337,176 @@ def analyze(
     except OSError as error:
         raise _fail(errors, f"cannot write the report: {error}") from None
     for target, label in ((json_out, "JSON"), (csv_out, "CSV"), (html_out, "HTML")):
+        if target is not None and target != "-" and not quiet:
+            console.print(f"{label} report: {target}")
+
+
+@app.command()
+def simulate(
+    paths: LogPaths,
+    seats: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Seats the policy may hand out (pinned users and reserve included)."
+        ),
+    ] = None,
+    sweep_seats: Annotated[
+        str | None,
+        typer.Option(
+            help="Replay every seat count FIRST:LAST:STEP (inclusive), e.g. 100:200:10, "
+            "and recommend the fewest seats whose p95 wait is within --max-wait-p95 with "
+            "nobody denied."
+        ),
+    ] = None,
+    idle_timeout: IdleTimeoutOption = DEFAULT_IDLE_TIMEOUT,
+    min_hold: Annotated[
+        str, typer.Option(help="Never revoke a seat held for less than this.")
+    ] = DEFAULT_MIN_HOLD,
+    preempt: Annotated[
+        bool,
+        typer.Option("--preempt/--no-preempt", help="Give an idle holder's seat to a newcomer."),
+    ] = POLICY_DEFAULTS.preempt,
+    preempt_after: Annotated[
+        str, typer.Option(help="A holder idle this long may be pre-empted.")
+    ] = DEFAULT_PREEMPT_AFTER,
+    warn_before: Annotated[
+        str, typer.Option(help="Warn a holder this long before the seat goes; 0: never.")
+    ] = DEFAULT_WARN_BEFORE,
+    queue_timeout: Annotated[
+        str, typer.Option(help="A queue entry older than this is dropped (denied).")
+    ] = DEFAULT_QUEUE_TIMEOUT,
+    queue_aging: Annotated[
+        str, typer.Option(help="A waiter gains one priority rank per this long; 0: no aging.")
+    ] = DEFAULT_QUEUE_AGING,
+    sweep_interval: Annotated[
+        str, typer.Option(help="Time between two sweeps of the simulated clock.")
+    ] = DEFAULT_SWEEP_INTERVAL,
+    reserve: Annotated[
+        int, typer.Option(min=0, help="Seats kept free for integrations and safety.")
+    ] = 0,
+    lock_after_revoke: Annotated[
+        str,
+        typer.Option(help="After an idle revoke, take a seat back only if one is free; 0: off."),
+    ] = "0",
+    pin: Annotated[
+        list[str] | None, typer.Option(help="A user who always holds a seat (repeatable).")
+    ] = None,
+    max_wait_p95: Annotated[
+        str,
+        typer.Option(help="With --sweep-seats: the longest acceptable 95th percentile wait."),
+    ] = DEFAULT_MAX_WAIT_P95,
+    fixed: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Users licensed outside the pool (administrators, other groups), added to the "
+            "recommended tier; leave them out of the replay with --exclude-user.",
+        ),
+    ] = 0,
+    tiers: Annotated[
+        str | None, typer.Option(help="Licence tiers, comma-separated (default: Atlassian DC).")
+    ] = None,
+    include: IncludeOption = None,
+    log_format: FormatOption = None,
+    pattern: PatternOption = None,
+    server_xml: ServerXmlOption = None,
+    user_field: UserFieldOption = None,
+    context_path: ContextPathOption = None,
+    polling_path: PollingPathOption = None,
+    polling_regex: PollingRegexOption = None,
+    no_default_polling: NoDefaultPollingOption = False,
+    exclude_user: ExcludeUserOption = None,
+    exclude_user_agent: ExcludeUserAgentOption = None,
+    tz: TzOption = "UTC",
+    json_out: JsonOption = None,
+    html_out: HtmlOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Replay access logs through the seat policy: with N seats, who would have waited, how long?"""
+    console = Console(stderr=json_out == "-")
+    errors = Console(stderr=True, soft_wrap=True)
+
+    def build() -> tuple[list[int], SimulationOptions, AnalysisRequest]:
+        if (seats is None) == (sweep_seats is None):
+            raise ValueError("give either --seats N or --sweep-seats FIRST:LAST:STEP")
+        counts = [seats] if seats is not None else parse_seat_range(sweep_seats or "")
+        _check_zone(tz)
+        settings = PolicySettings(
+            idle_timeout_s=_positive_duration(idle_timeout, "idle timeout"),
+            min_hold_s=parse_duration(min_hold),
+            preempt=preempt,
+            preempt_after_s=parse_duration(preempt_after),
+            warn_before_s=parse_duration(warn_before),
+            queue_timeout_s=parse_duration(queue_timeout),
+            queue_aging_s=parse_duration(queue_aging),
+            sweep_interval_s=_positive_duration(sweep_interval, "sweep interval"),
+            reserve=reserve,
+            lock_after_revoke_s=parse_duration(lock_after_revoke),
+        )
+        pins = tuple(sorted({canonical_user(user) for user in pin or ()}))
+        if len(pins) + reserve > min(counts):
+            raise ValueError(
+                f"{min(counts)} seats cannot hold {len(pins)} pinned users and a reserve of "
+                f"{reserve}"
+            )
+        options = SimulationOptions(
+            settings=settings,
+            pins=pins,
+            tz=tz,
+            max_wait_p95_s=parse_duration(max_wait_p95),
+            tiers=_parse_tiers(tiers) if tiers else DEFAULT_TIERS,
+            fixed_seats=fixed,
+        )
+        request = _log_request(
+            paths,
+            ReportOptions(idle_timeout_s=settings.idle_timeout_s, tz=tz),
+            include=include,
+            log_format=log_format,
+            pattern=pattern,
+            server_xml=server_xml,
+            user_field=user_field,
+            context_path=context_path,
+            polling_path=polling_path,
+            polling_regex=polling_regex,
+            no_default_polling=no_default_polling,
+            exclude_user=exclude_user,
+            exclude_user_agent=exclude_user_agent,
+        )
+        return counts, options, request
+
+    counts, options, request = _checked(errors, build)
+    found = _read_logs(errors, quiet, lambda progress: read_requests(request, progress))
+    data = prepare_input(found, options.settings.idle_timeout_s)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=quiet,
+    ) as bar:
+        task = bar.add_task(f"replaying {data.requests:,} requests", total=len(counts))
+        report = run_simulation(
+            data,
+            counts,
+            options,
+            sweep=sweep_seats is not None,
+            advance=lambda done: bar.update(task, advance=1, description=f"replayed {done} seats"),
+        )
+
+    if not quiet:
+        render_simulation_summary(report, console)
+    try:
+        if json_out is not None:
+            _write_text(json_out, simulation_json_text(report))
+        if html_out is not None:
+            from floatseat.analysis.simulate_html import render_simulation_html
+
+            html_out.write_text(render_simulation_html(report), encoding="utf-8")
+    except OSError as error:
+        raise _fail(errors, f"cannot write the report: {error}") from None
+    for target, label in ((json_out, "JSON"), (html_out, "HTML")):
         if target is not None and target != "-" and not quiet:
             console.print(f"{label} report: {target}")
 
