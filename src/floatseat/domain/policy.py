@@ -357,7 +357,8 @@ class SeatPolicy:
         if self._pin_entries or self.pinned:
             self._apply_pins(now, out)
         timeout = self.settings.queue_timeout_s
-        for waiter in list(self.waiters.values()):
+        while self.waiters:
+            waiter = next(iter(self.waiters.values()))
             if now - waiter.queued_at < timeout:
                 break  # in the order they queued: the rest waited less
             del self.waiters[waiter.user]
@@ -396,18 +397,19 @@ class SeatPolicy:
 
     def _serve_queue(self, now: int, out: list[Decision], arriving: str | None = None) -> None:
         """Grant seats to waiters in service order while seats can be had."""
-        while self.waiters and self._room_possible(now):
-            for waiter in self._service_order(now):
-                rule = self._make_room(waiter.user, now, out)
-                if rule is None:
-                    continue
-                del self.waiters[waiter.user]
-                if waiter.user != arriving:
-                    rule = Rule.GRANT_FROM_QUEUE
-                self._grant(waiter.user, now, rule, out)
-                break
-            else:
-                return  # nobody in the line can be served now
+        if not self.waiters or not self._room_possible(now):
+            return
+        # One order for the whole pass: granting at `now` does not reorder the others.
+        for waiter in self._service_order(now):
+            if not self._room_possible(now):
+                return
+            rule = self._make_room(waiter.user, now, out)
+            if rule is None:
+                continue  # a group limit holds this one back; the next may fit
+            del self.waiters[waiter.user]
+            if waiter.user != arriving:
+                rule = Rule.GRANT_FROM_QUEUE
+            self._grant(waiter.user, now, rule, out)
 
     def _room_possible(self, now: int) -> bool:
         """Whether any rule could give someone a seat now (a cheap test before the line)."""
