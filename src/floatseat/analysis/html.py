@@ -48,7 +48,7 @@ _MALFORMED_EXAMPLES_SHOWN = 5
 
 # Characters that must not appear literally inside an inline <script> element. `<`, `>` and `&`
 # cover `</script>` and `<!--`; U+2028/U+2029 keep the text valid as a JS string too.
-_SCRIPT_ESCAPES = {
+SCRIPT_ESCAPES = {
     ord("<"): "\\u003c",
     ord(">"): "\\u003e",
     ord("&"): "\\u0026",
@@ -59,7 +59,7 @@ _SCRIPT_ESCAPES = {
 
 def render_html(report: AnalysisReport) -> str:
     """The report as one self-contained HTML page (UTF-8 text)."""
-    echarts = _echarts_js()
+    echarts = echarts_js()
     data_json = json.dumps(
         _chart_data(report), ensure_ascii=False, separators=(",", ":"), allow_nan=False
     )
@@ -68,8 +68,8 @@ def render_html(report: AnalysisReport) -> str:
         "version": __version__,
         "echarts_version": ECHARTS_VERSION,
         "echarts_js": Markup(echarts),
-        "echarts_hash": _csp_hash(echarts),
-        "data_json": Markup(data_json.translate(_SCRIPT_ESCAPES)),
+        "echarts_hash": csp_hash(echarts),
+        "data_json": Markup(data_json.translate(SCRIPT_ESCAPES)),
         "empty": _is_empty(report),
         "timeout_text": format_duration(report.idle_timeout_s),
         "malformed_examples": report.malformed_examples[:_MALFORMED_EXAMPLES_SHOWN],
@@ -79,14 +79,14 @@ def render_html(report: AnalysisReport) -> str:
             report.tier.peak, report.tier.headroom, report.tier.fixed_seats
         ),
     }
-    return _environment().get_template(_TEMPLATE).render(context)
+    return template_environment().get_template(_TEMPLATE).render(context)
 
 
 # -- assets and template -------------------------------------------------------------------------
 
 
 @cache
-def _echarts_js() -> str:
+def echarts_js() -> str:
     """The vendored echarts.min.js, made safe to sit inside an inline <script> element."""
     path = resources.files(_PACKAGE) / _ANALYSIS_DIR / "assets" / "echarts.min.js"
     text = path.read_text(encoding="utf-8")
@@ -96,7 +96,7 @@ def _echarts_js() -> str:
 
 
 @cache
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader(_PACKAGE, f"{_ANALYSIS_DIR}/templates"),
         autoescape=True,
@@ -113,13 +113,13 @@ def _environment() -> jinja2.Environment:
             "percent": format_percent,
             "money": format_money,
             "weekday_date": format_weekday_date,
-            "csp_hash": _csp_hash,
+            "csp_hash": csp_hash,
         }
     )
     return env
 
 
-def _csp_hash(script: str) -> Markup:
+def csp_hash(script: str) -> Markup:
     """The Content-Security-Policy source expression that allows exactly this inline script."""
     digest = hashlib.sha256(str(script).encode("utf-8")).digest()
     # Base64 and quotes only: safe in an attribute as it is.
@@ -170,7 +170,7 @@ def format_money(amount: float, currency: str = "") -> str:
 # -- data for the page's script ------------------------------------------------------------------
 
 
-def _wall_ms(value: datetime) -> int:
+def wall_ms(value: datetime) -> int:
     """Milliseconds since the epoch of the local wall-clock time, read as if it were UTC."""
     return (value.replace(tzinfo=None) - _EPOCH) // timedelta(milliseconds=1)
 
@@ -189,7 +189,7 @@ def _chart_data(report: AnalysisReport) -> dict[str, Any]:
     tier = report.tier
     peak_minute_ms: int | None = None
     if report.peak_at is not None:
-        peak_minute_ms = _wall_ms(report.peak_at.replace(second=0, microsecond=0))
+        peak_minute_ms = wall_ms(report.peak_at.replace(second=0, microsecond=0))
     heatmap_cells: list[list[float]] = []
     for weekday, row in enumerate(report.heatmap[:7]):
         for hour, value in enumerate(row[:24]):
@@ -201,7 +201,7 @@ def _chart_data(report: AnalysisReport) -> dict[str, Any]:
         "peak": report.peak,
         "peakMinute": peak_minute_ms,
         "timeline": {
-            "start": None if report.timeline_start is None else _wall_ms(report.timeline_start),
+            "start": None if report.timeline_start is None else wall_ms(report.timeline_start),
             "values": report.timeline,
         },
         "daily": {

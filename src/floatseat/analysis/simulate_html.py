@@ -18,12 +18,12 @@ from markupsafe import Markup
 
 from floatseat import __version__
 from floatseat.analysis.html import (
-    _SCRIPT_ESCAPES,
     ECHARTS_VERSION,
-    _csp_hash,
-    _echarts_js,
-    _environment,
-    _wall_ms,
+    SCRIPT_ESCAPES,
+    csp_hash,
+    echarts_js,
+    template_environment,
+    wall_ms,
 )
 from floatseat.analysis.simulate import SimulationReport, format_wait
 from floatseat.domain.replay import ReplayResult
@@ -37,7 +37,7 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 def render_simulation_html(report: SimulationReport) -> str:
     """The replay (or the sweep) as one self-contained HTML page (UTF-8 text)."""
-    echarts = _echarts_js()
+    echarts = echarts_js()
     data_json = json.dumps(
         _chart_data(report), ensure_ascii=False, separators=(",", ":"), allow_nan=False
     )
@@ -57,8 +57,8 @@ def render_simulation_html(report: SimulationReport) -> str:
         "version": __version__,
         "echarts_version": ECHARTS_VERSION,
         "echarts_js": Markup(echarts),
-        "echarts_hash": _csp_hash(echarts),
-        "data_json": Markup(data_json.translate(_SCRIPT_ESCAPES)),
+        "echarts_hash": csp_hash(echarts),
+        "data_json": Markup(data_json.translate(SCRIPT_ESCAPES)),
         "empty": data.requests == 0,
         "first_at": instant(data.times[0] if data.times else None),
         "last_at": instant(data.times[-1] if data.times else None),
@@ -66,7 +66,7 @@ def render_simulation_html(report: SimulationReport) -> str:
         "warnings": [*data.warnings, *report.warnings],
         "wait": format_wait,
     }
-    return _environment().get_template(_TEMPLATE).render(context)
+    return template_environment().get_template(_TEMPLATE).render(context)
 
 
 def _day_rows(report: SimulationReport, run: ReplayResult) -> list[dict[str, Any]]:
@@ -129,7 +129,7 @@ def _timeline(report: SimulationReport, run: ReplayResult) -> dict[str, Any]:
     edges = list(range(first, run.end_at // 60 * 60 + 61, 60))
     start = datetime.fromtimestamp(first, ZoneInfo(report.options.tz))
     return {
-        "start": _wall_ms(start),
+        "start": wall_ms(start),
         "held": window_peaks(run.held, edges),
         "queue": window_peaks(run.queue, edges),
     }
