@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import glob
 import os
+import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -18,7 +22,31 @@ def system_program(name: str, why: str) -> str:
     path = shutil.which(name)
     if path is not None:
         return path
-    message = f"{name} is not installed ({why}); on Debian: apt-get install {name}"
+    _missing(name, why, package=name)
+
+
+def system_program_in(name: str, why: str, *, search: Iterable[str], package: str) -> str:
+    """Like `system_program`, but also looks in `search` (glob patterns of folders).
+
+    Debian keeps server programs off the PATH, in versioned folders such as
+    /usr/lib/postgresql/15/bin; the newest version wins.
+    """
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    found = [p for pattern in search for p in glob.glob(os.path.join(pattern, name))]
+    for candidate in sorted(found, key=_version_key, reverse=True):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    _missing(name, why, package=package)
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", path))
+
+
+def _missing(name: str, why: str, *, package: str) -> NoReturn:
+    message = f"{name} is not installed ({why}); on Debian: apt-get install {package}"
     if os.environ.get("FLOATSEAT_REQUIRE_SYSTEM_PROGRAMS") == "1":
         pytest.fail(message + " -- required because FLOATSEAT_REQUIRE_SYSTEM_PROGRAMS=1")
     pytest.skip(message)

@@ -1,0 +1,157 @@
+"""What the engine needs from the ledger, as plain records and protocols.
+
+The SQL implementation is `floatseat.store.ledger.SqlLedger`; the service layer never
+imports SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from floatseat.domain.policy import PolicySnapshot
+
+
+class MoveAction(StrEnum):
+    GRANT = "grant"  # into the licensed group, out of the unlicensed one
+    REVOKE = "revoke"  # the reverse
+
+
+class MoveState(StrEnum):
+    PENDING = "pending"  # not attempted, or known not to have happened
+    IN_FLIGHT = "in-flight"  # an attempt began and its outcome is unknown
+    DONE = "done"
+    SUPERSEDED = "superseded"  # the ledger no longer wants it: nothing to do
+
+
+class AuditKind(StrEnum):
+    # Decisions of the policy (and the service's own move for a new pin).
+    GRANT = "grant"
+    REVOKE = "revoke"
+    RELEASE = "release"
+    QUEUED = "queued"
+    DENIED = "denied"
+    WARN = "warn"
+    IGNORED = "ignored"
+    # What the outbox did with a move.
+    MOVE_APPLIED = "move-applied"
+    MOVE_FAILED = "move-failed"
+    MOVE_DEFERRED = "move-deferred"
+    MOVE_SUPERSEDED = "move-superseded"
+
+
+@dataclass(frozen=True)
+class Move:
+    """One directory move in the outbox."""
+
+    id: int
+    user: str
+    action: MoveAction
+    rule: str
+    decided_at: int
+    state: MoveState
+    attempts: int
+    next_try_at: int
+    last_error: str | None = None
+    finished_at: int | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit log: who, when, what, the rule and the reason in words."""
+
+    at: int
+    user: str
+    kind: AuditKind
+    rule: str
+    reason: str
+    move_id: int | None = None
+
+
+@dataclass(frozen=True)
+class LicenceReport:
+    """The licence as the directory last reported it.
+
+    `watermark` is the ledger's move sequence number read just before the directory was
+    asked: every grant that finished at or before it is in `licensed`; any later one may
+    not be.
+    """
+
+    tier: int
+    licensed: int
+    reported_at: int
+    watermark: int
+
+
+class LedgerTransaction(Protocol):
+    """One ledger transaction: it commits when its block ends normally, else rolls back."""
+
+    # -- the policy's state ----------------------------------------------------------------
+    def lock(self) -> int:
+        """Take the writers' lock (held until the transaction ends); the state's version."""
+        ...
+
+    def load(self) -> PolicySnapshot: ...
+
+    def save(self, before: PolicySnapshot, after: PolicySnapshot) -> int:
+        """Write what changed from `before` (the stored state) to `after`; the new version."""
+        ...
+
+    def enqueue(self, user: str, action: MoveAction, rule: str, at: int) -> int:
+        """Add a pending move, due at once; its id."""
+        ...
+
+    def append_audit(self, entries: Iterable[AuditEntry]) -> None: ...
+
+    # -- the outbox ------------------------------------------------------------------------
+    def due_moves(self, now: int, limit: int) -> list[Move]:
+        """Unfinished moves due at `now`: revokes first, each kind oldest first."""
+        ...
+
+    def move(self, move_id: int) -> Move: ...
+
+    def seat_wanted(self, user: str) -> bool | None:
+        """True if `user` holds a seat or is pinned, False if not, None if not managed."""
+        ...
+
+    def other_move_in_flight(self, user: str, move_id: int, now: int) -> bool:
+        """Whether another move of `user` is being applied (its lease runs past `now`)."""
+        ...
+
+    def claim(self, move_id: int, *, lease_until: int, adds_seat: bool) -> None:
+        """Mark an attempt as begun (in flight), before the directory is called."""
+        ...
+
+    def finish(self, move_id: int, now: int) -> None: ...
+
+    def retry_later(self, move_id: int, *, next_try_at: int, error: str, attempt: bool) -> None:
+        """Keep the move for later, noting why; `attempt` counts a failed attempt."""
+        ...
+
+    def supersede(self, move_id: int, now: int) -> None: ...
+
+    def move_seq(self) -> int: ...
+
+    def licence_report(self) -> LicenceReport | None: ...
+
+    def record_licence(self, report: LicenceReport) -> None:
+        """Keep `report` unless a newer one (by watermark) is already stored."""
+        ...
+
+    def seats_in_flight(self, watermark: int, except_move: int) -> int:
+        """Grants that add a seat and may be missing from a report taken at `watermark`."""
+        ...
+
+    # -- reading ---------------------------------------------------------------------------
+    def moves(self) -> list[Move]: ...
+
+    def audit_log(self) -> list[AuditEntry]: ...
+
+
+class Ledger(Protocol):
+    """The durable seat ledger."""
+
+    def transaction(self) -> AbstractContextManager[LedgerTransaction]: ...

@@ -1,0 +1,1 @@
+"""The durable seat ledger: SQLAlchemy Core tables, Alembic migrations, SQLite or PostgreSQL."""

@@ -1,0 +1,370 @@
+"""`SqlLedger`: the seat ledger on SQLAlchemy Core. Implements `floatseat.service.ports.Ledger`.
+
+Mapping happens here, outside the domain: rows become `PolicySnapshot` values and back.
+Saving writes only what changed between two snapshots, so that a holder's activity costs
+one UPDATE, not a rewrite of the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from floatseat.domain.policy import DirectoryFigures, Holder, Pin, PolicySnapshot, Waiter
+from floatseat.service.errors import LedgerDatabaseError, LedgerNotReady
+from floatseat.service.ports import (
+    AuditEntry,
+    AuditKind,
+    LicenceReport,
+    Move,
+    MoveAction,
+    MoveState,
+)
+from floatseat.store.database import create_engine, ensure_current, upgrade
+from floatseat.store.schema import (
+    audit_log,
+    directory_users,
+    holders,
+    ledger_state,
+    outbox,
+    pinned_users,
+    revoke_locks,
+    waiters,
+)
+
+_CHUNK = 500  # rows per IN (...) list: far below every database's parameter limit
+_UNFINISHED = (MoveState.PENDING.value, MoveState.IN_FLIGHT.value)
+
+Row = dict[str, Any]
+
+
+class SqlLedger:
+    """The ledger in a SQL database; one `transaction()` per unit of work."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str | sa.URL, *, migrate: bool = True) -> SqlLedger:
+        """Connect to `url`; migrate it first unless told not to (then it must be current)."""
+        engine = create_engine(url)
+        if migrate:
+            upgrade(engine)
+        else:
+            ensure_current(engine)
+        return cls(engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlLedgerTransaction]:
+        """Commits when the block ends normally; any exception rolls everything back."""
+        try:
+            with self.engine.begin() as connection:
+                yield SqlLedgerTransaction(connection)
+        except sa.exc.DBAPIError as error:
+            raise LedgerDatabaseError(f"the ledger's database failed: {error.orig}") from error
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class SqlLedgerTransaction:
+    """The ledger's reads and writes inside one database transaction."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self._c = connection
+
+    # -- the policy's state ----------------------------------------------------------------
+
+    def lock(self) -> int:
+        # FOR UPDATE on PostgreSQL; SQLite already holds the write lock (BEGIN IMMEDIATE).
+        query = sa.select(ledger_state.c.version).where(ledger_state.c.id == 1).with_for_update()
+        version = self._c.execute(query).scalar_one_or_none()
+        if version is None:
+            raise LedgerNotReady("the ledger has no state row: was it migrated?")
+        return int(version)
+
+    def version(self) -> int:
+        query = sa.select(ledger_state.c.version).where(ledger_state.c.id == 1)
+        return int(self._c.execute(query).scalar_one())
+
+    def load(self) -> PolicySnapshot:
+        state = self._c.execute(sa.select(ledger_state).where(ledger_state.c.id == 1)).one()
+        pool: set[str] = set()
+        excluded: set[str] = set()
+        groups: dict[str, frozenset[str]] = {}
+        for row in self._c.execute(sa.select(directory_users)):
+            if row.in_pool:
+                pool.add(row.username)
+            if row.excluded:
+                excluded.add(row.username)
+            if row.groups:
+                groups[row.username] = frozenset(row.groups)
+        figures = DirectoryFigures(
+            tier=state.tier,
+            licensed_outside=state.licensed_outside,
+            pool=frozenset(pool),
+            groups=groups,
+            excluded=frozenset(excluded),
+        )
+        return PolicySnapshot(
+            figures=figures,
+            pins=tuple(Pin(user=p["user"], group=p["group"], until=p["until"]) for p in state.pins),
+            holders=tuple(
+                Holder(r.username, r.granted_at, r.last_activity, r.warned)
+                for r in self._c.execute(sa.select(holders))
+            ),
+            waiters=tuple(
+                Waiter(r.username, r.queued_at, r.rank) for r in self._c.execute(sa.select(waiters))
+            ),
+            locked_until=tuple(
+                sorted((r.username, r.until) for r in self._c.execute(sa.select(revoke_locks)))
+            ),
+            pinned=frozenset(self._c.execute(sa.select(pinned_users.c.username)).scalars()),
+        )
+
+    def save(self, before: PolicySnapshot, after: PolicySnapshot) -> int:
+        values: Row = {"version": ledger_state.c.version + 1}
+        if after.figures is not before.figures and after.figures != before.figures:
+            values["tier"] = after.figures.tier
+            values["licensed_outside"] = after.figures.licensed_outside
+            self._sync(
+                directory_users, _directory_rows(before.figures), _directory_rows(after.figures)
+            )
+        if after.pins != before.pins:
+            values["pins"] = [
+                {"user": p.user, "group": p.group, "until": p.until} for p in after.pins
+            ]
+        self._sync(holders, _holder_rows(before), _holder_rows(after))
+        self._sync(waiters, _waiter_rows(before), _waiter_rows(after))
+        self._sync(
+            revoke_locks,
+            {u: {"until": t} for u, t in before.locked_until},
+            {u: {"until": t} for u, t in after.locked_until},
+        )
+        self._sync(pinned_users, {u: {} for u in before.pinned}, {u: {} for u in after.pinned})
+        update = (
+            sa.update(ledger_state)
+            .where(ledger_state.c.id == 1)
+            .values(values)
+            .returning(ledger_state.c.version)
+        )
+        return int(self._c.execute(update).scalar_one())
+
+    def _sync(self, table: sa.Table, before: Mapping[str, Row], after: Mapping[str, Row]) -> None:
+        """Make `table` (keyed by username) go from `before` to `after` with few statements."""
+        gone = [u for u in before if u not in after]
+        for i in range(0, len(gone), _CHUNK):
+            self._c.execute(sa.delete(table).where(table.c.username.in_(gone[i : i + _CHUNK])))
+        new = [{"username": u, **row} for u, row in after.items() if u not in before]
+        if new:
+            self._c.execute(sa.insert(table), new)
+        changed = [
+            {"key": u, **row} for u, row in after.items() if u in before and before[u] != row
+        ]
+        if changed:
+            where = table.c.username == sa.bindparam("key")
+            self._c.execute(sa.update(table).where(where), changed)
+
+    def enqueue(self, user: str, action: MoveAction, rule: str, at: int) -> int:
+        result = self._c.execute(
+            sa.insert(outbox).values(
+                username=user,
+                action=action.value,
+                rule=rule,
+                decided_at=at,
+                state=MoveState.PENDING.value,
+                attempts=0,
+                next_try_at=at,
+                adds_seat=False,
+            )
+        )
+        assert result.inserted_primary_key is not None
+        return int(result.inserted_primary_key[0])
+
+    def append_audit(self, entries: Iterable[AuditEntry]) -> None:
+        rows = [
+            {
+                "at": e.at,
+                "username": e.user,
+                "kind": e.kind.value,
+                "rule": e.rule,
+                "reason": e.reason,
+                "move_id": e.move_id,
+            }
+            for e in entries
+        ]
+        if rows:
+            self._c.execute(sa.insert(audit_log), rows)
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    def due_moves(self, now: int, limit: int) -> list[Move]:
+        revokes_first = sa.case((outbox.c.action == MoveAction.REVOKE.value, 0), else_=1)
+        query = (
+            sa.select(outbox)
+            .where(outbox.c.state.in_(_UNFINISHED), outbox.c.next_try_at <= now)
+            .order_by(revokes_first, outbox.c.id)
+            .limit(limit)
+        )
+        return [_move(row) for row in self._c.execute(query)]
+
+    def move(self, move_id: int) -> Move:
+        return _move(self._c.execute(sa.select(outbox).where(outbox.c.id == move_id)).one())
+
+    def seat_wanted(self, user: str) -> bool | None:
+        query = sa.select(directory_users.c.in_pool, directory_users.c.excluded).where(
+            directory_users.c.username == user
+        )
+        row = self._c.execute(query).one_or_none()
+        if row is None or not row.in_pool or row.excluded:
+            return None
+        for table in (holders, pinned_users):
+            query = sa.select(table.c.username).where(table.c.username == user)
+            if self._c.execute(query).first() is not None:
+                return True
+        return False
+
+    def other_move_in_flight(self, user: str, move_id: int, now: int) -> bool:
+        query = sa.select(outbox.c.id).where(
+            outbox.c.username == user,
+            outbox.c.id != move_id,
+            outbox.c.state == MoveState.IN_FLIGHT.value,
+            outbox.c.lease_until > now,
+        )
+        return self._c.execute(query.limit(1)).first() is not None
+
+    def claim(self, move_id: int, *, lease_until: int, adds_seat: bool) -> None:
+        self._update_move(
+            move_id,
+            state=MoveState.IN_FLIGHT.value,
+            next_try_at=lease_until,
+            lease_until=lease_until,
+            adds_seat=adds_seat,
+        )
+
+    def finish(self, move_id: int, now: int) -> None:
+        self._update_move(
+            move_id,
+            state=MoveState.DONE.value,
+            finished_seq=self._next_seq(),
+            finished_at=now,
+            lease_until=None,
+        )
+
+    def retry_later(self, move_id: int, *, next_try_at: int, error: str, attempt: bool) -> None:
+        self._update_move(
+            move_id,
+            next_try_at=next_try_at,
+            last_error=error,
+            lease_until=None,
+            attempts=outbox.c.attempts + (1 if attempt else 0),
+        )
+
+    def supersede(self, move_id: int, now: int) -> None:
+        self._update_move(
+            move_id, state=MoveState.SUPERSEDED.value, finished_at=now, lease_until=None
+        )
+
+    def _update_move(self, move_id: int, **values: object) -> None:
+        self._c.execute(sa.update(outbox).where(outbox.c.id == move_id).values(**values))
+
+    def move_seq(self) -> int:
+        query = sa.select(ledger_state.c.move_seq).where(ledger_state.c.id == 1)
+        return int(self._c.execute(query).scalar_one())
+
+    def _next_seq(self) -> int:
+        update = (
+            sa.update(ledger_state)
+            .where(ledger_state.c.id == 1)
+            .values(move_seq=ledger_state.c.move_seq + 1)
+            .returning(ledger_state.c.move_seq)
+        )
+        return int(self._c.execute(update).scalar_one())
+
+    def licence_report(self) -> LicenceReport | None:
+        row = self._c.execute(sa.select(ledger_state).where(ledger_state.c.id == 1)).one()
+        if row.licence_tier is None:
+            return None
+        return LicenceReport(
+            row.licence_tier, row.licence_licensed, row.licence_reported_at, row.licence_watermark
+        )
+
+    def record_licence(self, report: LicenceReport) -> None:
+        watermark = ledger_state.c.licence_watermark
+        self._c.execute(
+            sa.update(ledger_state)
+            .where(
+                ledger_state.c.id == 1, sa.or_(watermark.is_(None), watermark <= report.watermark)
+            )
+            .values(
+                licence_tier=report.tier,
+                licence_licensed=report.licensed,
+                licence_reported_at=report.reported_at,
+                licence_watermark=report.watermark,
+            )
+        )
+
+    def seats_in_flight(self, watermark: int, except_move: int) -> int:
+        query = sa.select(sa.func.count()).where(
+            outbox.c.action == MoveAction.GRANT.value,
+            outbox.c.adds_seat.is_(True),
+            outbox.c.id != except_move,
+            sa.or_(
+                outbox.c.state == MoveState.IN_FLIGHT.value,
+                sa.and_(outbox.c.state == MoveState.DONE.value, outbox.c.finished_seq > watermark),
+            ),
+        )
+        return int(self._c.execute(query).scalar_one())
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def moves(self) -> list[Move]:
+        return [_move(row) for row in self._c.execute(sa.select(outbox).order_by(outbox.c.id))]
+
+    def audit_log(self) -> list[AuditEntry]:
+        query = sa.select(audit_log).order_by(audit_log.c.id)
+        return [
+            AuditEntry(r.at, r.username, AuditKind(r.kind), r.rule, r.reason, r.move_id)
+            for r in self._c.execute(query)
+        ]
+
+
+def _move(row: sa.Row[Any]) -> Move:
+    return Move(
+        id=row.id,
+        user=row.username,
+        action=MoveAction(row.action),
+        rule=row.rule,
+        decided_at=row.decided_at,
+        state=MoveState(row.state),
+        attempts=row.attempts,
+        next_try_at=row.next_try_at,
+        last_error=row.last_error,
+        finished_at=row.finished_at,
+    )
+
+
+def _directory_rows(figures: DirectoryFigures) -> dict[str, Row]:
+    users = set(figures.pool) | set(figures.excluded) | {u for u, g in figures.groups.items() if g}
+    return {
+        u: {
+            "in_pool": u in figures.pool,
+            "excluded": u in figures.excluded,
+            "groups": sorted(figures.groups.get(u, ())),
+        }
+        for u in users
+    }
+
+
+def _holder_rows(snapshot: PolicySnapshot) -> dict[str, Row]:
+    return {
+        h.user: {"granted_at": h.granted_at, "last_activity": h.last_activity, "warned": h.warned}
+        for h in snapshot.holders
+    }
+
+
+def _waiter_rows(snapshot: PolicySnapshot) -> dict[str, Row]:
+    return {w.user: {"queued_at": w.queued_at, "rank": w.rank} for w in snapshot.waiters}

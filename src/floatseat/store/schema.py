@@ -1,0 +1,116 @@
+"""The ledger's tables (SQLAlchemy Core, one MetaData). Migrations create them; see migrations/.
+
+Times are whole seconds since the epoch, as in the domain. Usernames are stored as the
+policy sees them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+# Big integers for ids and times, but SQLite only auto-increments a column typed INTEGER.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Seconds = sa.BigInteger
+Username = sa.String(255)
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# One row: the figures and pins of the policy, the counters, and the last licence report.
+# Every writer locks it first, which serializes writers on PostgreSQL.
+ledger_state = sa.Table(
+    "ledger_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),  # +1 per committed event
+    sa.Column("tier", sa.Integer, nullable=False),
+    sa.Column("licensed_outside", sa.Integer, nullable=False),
+    sa.Column("pins", sa.JSON, nullable=False),  # [{"user", "group", "until"}]
+    sa.Column("move_seq", sa.BigInteger, nullable=False),  # orders claims, ends, reports
+    sa.Column("licence_tier", sa.Integer),
+    sa.Column("licence_licensed", sa.Integer),
+    sa.Column("licence_reported_at", Seconds),
+    sa.Column("licence_watermark", sa.BigInteger),  # move_seq when that report was read
+    sa.CheckConstraint("id = 1", name="single_row"),
+)
+
+# The directory's users as the policy last saw them: the pool, the excluded, their groups.
+directory_users = sa.Table(
+    "directory_users",
+    metadata,
+    sa.Column("username", Username, primary_key=True),
+    sa.Column("in_pool", sa.Boolean, nullable=False),
+    sa.Column("excluded", sa.Boolean, nullable=False),
+    sa.Column("groups", sa.JSON, nullable=False),  # sorted list of group names
+)
+
+holders = sa.Table(
+    "holders",
+    metadata,
+    sa.Column("username", Username, primary_key=True),
+    sa.Column("granted_at", Seconds, nullable=False),
+    sa.Column("last_activity", Seconds, nullable=False),
+    sa.Column("warned", sa.Boolean, nullable=False),
+)
+
+waiters = sa.Table(
+    "waiters",
+    metadata,
+    sa.Column("username", Username, primary_key=True),
+    sa.Column("queued_at", Seconds, nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),
+)
+
+revoke_locks = sa.Table(
+    "revoke_locks",
+    metadata,
+    sa.Column("username", Username, primary_key=True),
+    sa.Column("until", Seconds, nullable=False),
+)
+
+pinned_users = sa.Table(
+    "pinned_users",
+    metadata,
+    sa.Column("username", Username, primary_key=True),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("username", Username, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # grant | revoke
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("decided_at", Seconds, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | in-flight | done | superseded
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_try_at", Seconds, nullable=False),
+    sa.Column("adds_seat", sa.Boolean, nullable=False),  # this attempt adds to the licence
+    sa.Column("lease_until", Seconds),  # an attempt is under way until then
+    sa.Column("finished_seq", sa.BigInteger),
+    sa.Column("finished_at", Seconds),
+    sa.Column("last_error", sa.Text),
+    sa.Index(None, "state", "next_try_at"),
+    sa.Index(None, "username"),
+)
+
+# Append-only: the migration adds triggers that refuse UPDATE and DELETE.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("at", Seconds, nullable=False),
+    sa.Column("username", Username, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("move_id", Id, sa.ForeignKey("outbox.id")),
+    sa.Index(None, "username", "at"),
+)

@@ -1,0 +1,199 @@
+"""The ledger on a real PostgreSQL server that the tests start themselves (initdb + pg_ctl).
+
+The server runs from a temporary folder on a free port of 127.0.0.1, with fsync off, and is
+stopped at the end of the session. As root (as in CI), it runs as the `postgres` user, or
+`nobody`: PostgreSQL refuses to run as root.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pwd
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import system_program_in
+
+from floatseat.directory.fake import FakeDirectory
+from floatseat.domain.policy import Activity, DirectoryChanged, Grant, PolicySettings, Sweep
+from floatseat.service.bootstrap import bootstrap
+from floatseat.service.engine import SeatEngine
+from floatseat.service.ports import AuditKind, MoveState
+from floatseat.store.ledger import SqlLedger
+
+POSTGRES_BIN = ("/usr/lib/postgresql/*/bin",)
+WHY = "the two-writer ledger test runs a real PostgreSQL server"
+
+USERS = tuple(f"user{i:02}" for i in range(12))
+TIER = 3
+SETTINGS = PolicySettings(
+    idle_timeout_s=40, min_hold_s=5, preempt_after_s=20, warn_before_s=0,
+    queue_timeout_s=60, reserve=0,
+)  # fmt: skip
+EVENTS_PER_WRITER = 150
+FIGURES = FakeDirectory(TIER, groups={"IUM_Disabled": set(USERS)}).figures()
+
+
+@dataclass(frozen=True)
+class Server:
+    url: sa.URL  # of the maintenance database `postgres`
+
+    def new_database(self) -> str:
+        name = f"floatseat_{uuid.uuid4().hex[:12]}"
+        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        engine.dispose()
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _server_account() -> pwd.struct_passwd | None:
+    """The account to run PostgreSQL as: None for ourselves, unless we are root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    pytest.fail("running as root, but there is neither a postgres nor a nobody user to run as")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Server]:
+    initdb = system_program_in("initdb", WHY, search=POSTGRES_BIN, package="postgresql")
+    pg_ctl = str(Path(initdb).with_name("pg_ctl"))
+    if not os.access(pg_ctl, os.X_OK):
+        pg_ctl = system_program_in("pg_ctl", WHY, search=POSTGRES_BIN, package="postgresql")
+    account = _server_account()
+    # Not pytest's tmp_path: its parent is private to root, where the server user cannot go.
+    home = Path(tempfile.mkdtemp(prefix="floatseat-pg-"))
+    data = home / "data"
+    as_server = {} if account is None else {"user": account.pw_uid, "group": account.pw_gid}
+    if account is not None:
+        os.chown(home, account.pw_uid, account.pw_gid)
+
+    def run(*args: str, check: bool = True) -> bool:
+        done = subprocess.run(
+            args, capture_output=True, text=True, cwd=home, timeout=60, **as_server
+        )
+        if done.returncode != 0 and check:
+            log = home / "server.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            pytest.fail(f"{' '.join(args)} failed:\n{done.stdout}{done.stderr}{tail}")
+        return done.returncode == 0
+
+    try:
+        run(initdb, "-D", str(data), "-U", "floatseat", "--auth=trust", "-E", "UTF8",
+            "--locale=C", "--no-sync")  # fmt: skip
+        options = (
+            f"-c listen_addresses=127.0.0.1 -k {home} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        for last_try in (False, False, True):  # another program may take the free port first
+            port = _free_port()
+            if run(pg_ctl, "-D", str(data), "-l", str(home / "server.log"), "-w", "-t", "30",
+                   "-o", f"{options} -p {port}", "start", check=last_try):  # fmt: skip
+                break
+        try:
+            yield Server(sa.make_url(f"postgresql+psycopg://floatseat@127.0.0.1:{port}/postgres"))
+        finally:
+            run(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _writer(url: str, seed: int, start: Barrier, grants: Queue[int]) -> None:
+    """One engine process: random activity and sweeps; reports how many grants it decided."""
+    ledger = SqlLedger.open(url)  # both migrate the empty database at once: one waits
+    engine = SeatEngine(ledger, SETTINGS)
+    start.wait()  # both ready: from here on they race
+    engine.handle(DirectoryChanged(0, FIGURES))  # both report, as two engines starting do
+    rng = random.Random(seed)
+    granted = 0
+    for i in range(EVENTS_PER_WRITER):
+        at = i * 7  # time runs fast: holders go idle, get pre-empted, expire
+        event = Sweep(at) if i % 10 == 9 else Activity(rng.choice(USERS), at)
+        granted += sum(isinstance(d, Grant) for d in engine.handle(event))
+    ledger.close()
+    grants.put(granted)
+
+
+def test_two_engine_processes_on_one_postgresql_never_grant_a_seat_twice(
+    postgres: Server,
+) -> None:
+    url = postgres.new_database()
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(2), context.Queue()
+    writers = [context.Process(target=_writer, args=(url, seed, start, results)) for seed in (1, 2)]
+    for writer in writers:
+        writer.start()
+    try:
+        for writer in writers:
+            writer.join(timeout=60)
+    finally:
+        for writer in writers:
+            if writer.is_alive():
+                writer.kill()
+    assert [w.exitcode for w in writers] == [0, 0], "a writer failed: see its stderr"
+    grants = [results.get(timeout=5) for _ in writers]
+    ledger = SqlLedger.open(url, migrate=False)
+    try:
+        with ledger.transaction() as tx:
+            version = tx.version()
+            audit = tx.audit_log()
+            holders = {h.user for h in tx.load().holders}
+    finally:
+        ledger.close()
+
+    assert version == 2 * (1 + EVENTS_PER_WRITER)  # no event lost, none merged into another
+    assert all(g > 0 for g in grants), "both writers must have granted seats"
+    # Replay the audit log in commit order: nobody holds two seats, nobody beyond the tier.
+    held: set[str] = set()
+    for entry in audit:
+        if entry.kind is AuditKind.GRANT:
+            assert entry.user not in held, f"{entry.user} granted twice"
+            held.add(entry.user)
+            assert len(held) <= TIER, f"seat {len(held)} of {TIER} granted to {entry.user}"
+        elif entry.kind in (AuditKind.REVOKE, AuditKind.RELEASE):
+            assert entry.user in held
+            held.discard(entry.user)
+    assert held == holders
+    assert sum(e.kind is AuditKind.GRANT for e in audit) == sum(grants)
+
+
+def test_the_engine_and_the_outbox_work_the_same_on_postgresql(postgres: Server) -> None:
+    fake = FakeDirectory(2, groups={"IUM_Disabled": {"ann", "bob", "carl"}})
+    services = bootstrap(postgres.new_database(), SETTINGS, fake)
+    try:
+        services.engine.handle(DirectoryChanged(0, fake.figures()))
+        services.engine.handle(Activity("ann", 0))
+        services.engine.handle(Activity("bob", 1))
+        services.engine.handle(Activity("carl", 30))  # pre-empts ann
+        assert services.outbox.run_once(30).superseded  # ann's grant, never applied
+        assert fake.group("IUM_Enabled") == {"bob", "carl"} and fake.breaches == []
+        with services.ledger.transaction() as tx:
+            assert {m.state for m in tx.moves()} == {MoveState.DONE, MoveState.SUPERSEDED}
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            with services.ledger.engine.begin() as connection:
+                connection.exec_driver_sql("DELETE FROM audit_log")
+    finally:
+        services.close()
