@@ -4,11 +4,13 @@ import glob
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+from floatseat.service.bootstrap import Services
 
 DATA = Path(__file__).parent / "data"
 
@@ -55,3 +57,18 @@ def _missing(name: str, why: str, *, package: str) -> NoReturn:
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A fresh SQLite ledger file."""
+    return f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
+@pytest.fixture
+def opened() -> Iterator[list[Services]]:
+    """Every `Services` a test opens, closed at the end."""
+    services: list[Services] = []
+    yield services
+    for s in services:
+        s.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,20 +40,6 @@ SETTINGS = PolicySettings(
 
 def directory(tier: int = 2) -> FakeDirectory:
     return FakeDirectory(tier, groups={"IUM_Enabled": set(), "IUM_Disabled": set(USERS)})
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
-
-
-@pytest.fixture
-def opened() -> Iterator[list[Services]]:
-    """Every `Services` a test opens, closed at the end."""
-    services: list[Services] = []
-    yield services
-    for s in services:
-        s.close()
 
 
 def start(

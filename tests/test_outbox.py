@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from floatseat.directory.fake import FakeDirectory
@@ -24,19 +21,6 @@ ENABLED, DISABLED = "IUM_Enabled", "IUM_Disabled"
 
 class Crash(BaseException):
     """The process dies: nothing in the executor may catch this."""
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
-
-
-@pytest.fixture
-def opened() -> Iterator[list[Services]]:
-    services: list[Services] = []
-    yield services
-    for s in services:
-        s.close()
 
 
 def start(
