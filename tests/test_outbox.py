@@ -239,3 +239,58 @@ def test_a_move_applied_twice_changes_nothing_the_second_time() -> None:
         fake.add_user_to_group("ann", ENABLED)
         fake.remove_user_from_group("ann", DISABLED)
     assert fake.changes == [("add", "ann", ENABLED), ("remove", "ann", DISABLED)]
+
+
+def test_a_revoke_planned_while_another_executor_grants_still_removes_the_user(
+    url: str, opened: list[Services]
+) -> None:
+    """Two executors: E1 reads ann's groups while E2's grant of ann is still under way."""
+    import dataclasses
+    import threading
+
+    from floatseat.domain.policy import Activity, DirectoryChanged
+    from floatseat.service.outbox import OutboxExecutor, OutboxSettings
+
+    enabled, disabled = "IUM_Enabled", "IUM_Disabled"
+    fake = FakeDirectory(2, groups={enabled: set(), disabled: {"ann", "bob"}})
+    services = bootstrap(url, PolicySettings(warn_before_s=0, reserve=0, min_hold_s=60), fake)
+    opened.append(services)
+    services.engine.handle(DirectoryChanged(0, fake.figures()))
+    services.engine.handle(Activity("ann", 0))
+    in_call, go, e1_read, e2_done = (threading.Event() for _ in range(4))
+
+    class SlowAdd:  # E2's directory: the add of ann takes a while
+        def __getattr__(self, name: str) -> object:
+            return getattr(fake, name)
+
+        def add_user_to_group(self, user: str, group: str) -> None:
+            if (user, group) == ("ann", enabled):
+                in_call.set()
+                go.wait(10)
+            fake.add_user_to_group(user, group)
+
+    class StaleRead:  # E1's directory: its read of ann's groups predates E2's add
+        def __getattr__(self, name: str) -> object:
+            return getattr(fake, name)
+
+        def groups_of(self, user: str) -> frozenset[str]:
+            groups = fake.groups_of(user)
+            e1_read.set()
+            e2_done.wait(10)
+            return groups
+
+    e2 = OutboxExecutor(services.ledger, SlowAdd(), settings=OutboxSettings())  # type: ignore[arg-type]
+    e1 = OutboxExecutor(services.ledger, StaleRead(), settings=OutboxSettings())  # type: ignore[arg-type]
+    t2 = threading.Thread(target=e2.run_once, args=(1,))
+    t2.start()
+    assert in_call.wait(10)
+    shrunk = dataclasses.replace(fake.figures(), tier=0)
+    services.engine.handle(DirectoryChanged(2, shrunk))  # the policy revokes ann
+    t1 = threading.Thread(target=e1.run_once, args=(3,))
+    t1.start()
+    assert e1_read.wait(10)
+    go.set()
+    t2.join(10)
+    e2_done.set()
+    t1.join(10)
+    assert "ann" not in fake.group(enabled)

@@ -153,7 +153,8 @@ def test_a_queue_entry_older_than_queue_timeout_is_denied() -> None:
     p.handle(Activity("ann", 0))
     p.handle(Activity("bob", 10))
     p.handle(Activity("ann", 500))
-    assert kinds(p.handle(Sweep(610))) == [("Denied", "bob", Rule.DENY_QUEUE_TIMEOUT)]
+    assert p.handle(Sweep(610)) == []  # waited exactly the timeout: not older than it yet
+    assert kinds(p.handle(Sweep(611))) == [("Denied", "bob", Rule.DENY_QUEUE_TIMEOUT)]
     assert p.waiters == {}
 
 
@@ -394,3 +395,55 @@ PolicyMachine.TestCase.settings = hypothesis_settings(
     max_examples=150, stateful_step_count=40, deadline=None
 )
 test_policy_invariants_hold_under_random_sequences = PolicyMachine.TestCase
+
+
+def test_a_group_cap_lets_a_member_take_an_idle_members_seat() -> None:
+    p = SeatPolicy(
+        PolicySettings(reserve=0, group_caps={"team-x": 1}, preempt_after_s=900),
+        figures(1, groups={"ann": {"team-x"}, "bob": {"team-x"}}),
+    )
+    p.handle(Activity("ann", 0))
+    assert kinds(p.handle(Activity("bob", 1000))) == [
+        ("Revoke", "ann", Rule.REVOKE_PREEMPTED),
+        ("Grant", "bob", Rule.GRANT_AFTER_PREEMPTION),
+    ]
+
+
+def test_a_reserved_free_seat_does_not_stop_a_newcomer_taking_an_idle_seat() -> None:
+    p = SeatPolicy(
+        PolicySettings(reserve=0, group_reservations={"team-y": 1}, preempt_after_s=900),
+        figures(2, groups={"dora": {"team-y"}}),
+    )
+    p.handle(Activity("ann", 0))
+    decisions = p.handle(Activity("bob", 1000))
+    assert kinds(decisions)[-1] == ("Grant", "bob", Rule.GRANT_AFTER_PREEMPTION)
+    assert p.free_seats() == 1  # still kept for team-y
+
+
+def test_lazy_expiry_and_the_sweep_agree_on_reservations() -> None:
+    def fresh() -> SeatPolicy:
+        p = SeatPolicy(
+            PolicySettings(reserve=0, preempt=False, group_reservations={"team-y": 1}),
+            figures(2, groups={"dora": {"team-y"}}),
+        )
+        p.handle(Activity("dora", 0))
+        p.handle(Activity("ann", 0))
+        p.handle(Activity("ann", 1700))
+        return p
+
+    lazy = fresh()
+    swept = fresh()
+    swept.handle(Sweep(T))
+    assert isinstance(lazy.handle(Activity("bob", T))[-1], Queued)
+    assert isinstance(swept.handle(Activity("bob", T))[-1], Queued)
+
+
+def test_a_late_event_keeps_the_queue_in_the_order_people_queued() -> None:
+    p = policy(seats=1, preempt=False, queue_timeout_s=600)
+    p.handle(Activity("ann", 0))
+    p.handle(Activity("bob", 100))
+    p.handle(Activity("carl", 50))  # logged late by another node
+    assert list(p.waiters) == ["carl", "bob"]
+    restored = SeatPolicy.restore(p.settings, p.snapshot())
+    assert list(restored.waiters) == list(p.waiters)
+    assert kinds(p.handle(Sweep(651))) == [("Denied", "carl", Rule.DENY_QUEUE_TIMEOUT)]

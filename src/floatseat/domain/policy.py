@@ -321,7 +321,12 @@ class SeatPolicy:
             return
         waiter = self.waiters.get(user)
         if waiter is None:
+            last = next(reversed(self.waiters.values()), None)
             self.waiters[user] = Waiter(user, now, self._rank(user))
+            if last is not None and (last.queued_at, last.user) > (now, user):
+                # An event that came late: keep the line in the order people queued.
+                ordered = sorted(self.waiters.values(), key=lambda w: (w.queued_at, w.user))
+                self.waiters = {w.user: w for w in ordered}
         self._serve_queue(now, out, arriving=user)
         if user not in self.holders and waiter is None:
             out.append(
@@ -359,7 +364,7 @@ class SeatPolicy:
         timeout = self.settings.queue_timeout_s
         while self.waiters:
             waiter = next(iter(self.waiters.values()))
-            if now - waiter.queued_at < timeout:
+            if now - waiter.queued_at <= timeout:
                 break  # in the order they queued: the rest waited less
             del self.waiters[waiter.user]
             waited = now - waiter.queued_at
@@ -420,23 +425,30 @@ class SeatPolicy:
         return self.settings.preempt and self._preemptable_holder(now) is not None
 
     def _make_room(self, user: str, now: int, out: list[Decision]) -> Rule | None:
-        """Free a seat for `user` if the rules allow; the rule that gave it, or None."""
+        """Free a seat for `user` if the rules allow; the rule that gave it, or None.
+
+        Group limits are judged on the holders as they would be after the grant: a seat
+        taken back from someone else no longer counts for that person's groups.
+        """
         free = self.free_seats()
-        if not self._within_group_limits(user, free_after=max(0, free - 1)):
-            return None
-        if free > 0:
+        if free > 0 and self._within_group_limits(user, free_after=free - 1):
             return Rule.GRANT_FREE_SEAT
-        expired = self._expired_holder(now)
-        if expired is not None:
-            self._revoke(expired, now, Rule.REVOKE_LAZY_EXPIRY, out, idle=True)
-            return Rule.GRANT_AFTER_EXPIRY
-        if not self.settings.preempt or self.locked_until.get(user, 0) > now:
-            return None  # a user locked after a revoke only takes a seat that is free
-        idle = self._preemptable_holder(now)
-        if idle is None:
+        candidate = self._expired_holder(now)
+        revoke_rule, grant_rule = Rule.REVOKE_LAZY_EXPIRY, Rule.GRANT_AFTER_EXPIRY
+        if candidate is None:
+            if not self.settings.preempt or self.locked_until.get(user, 0) > now:
+                return None  # a user locked after a revoke only takes a seat that is free
+            candidate = self._preemptable_holder(now)
+            revoke_rule, grant_rule = Rule.REVOKE_PREEMPTED, Rule.GRANT_AFTER_PREEMPTION
+        if candidate is None:
             return None
-        self._revoke(idle, now, Rule.REVOKE_PREEMPTED, out, preempted_by=user)
-        return Rule.GRANT_AFTER_PREEMPTION
+        if not self._within_group_limits(user, free_after=free, leaving=candidate.user):
+            return None
+        if revoke_rule is Rule.REVOKE_PREEMPTED:
+            self._revoke(candidate, now, revoke_rule, out, preempted_by=user)
+        else:
+            self._revoke(candidate, now, revoke_rule, out, idle=True)
+        return grant_rule
 
     def _expired_holder(self, now: int) -> Holder | None:
         settings = self.settings
@@ -466,25 +478,33 @@ class SeatPolicy:
                 best = holder
         return best
 
-    def _within_group_limits(self, user: str, free_after: int) -> bool:
-        """Group caps (MAX) and reservations (RESERVE) allow `user` one more seat."""
+    def _within_group_limits(
+        self, user: str, free_after: int, leaving: str | None = None
+    ) -> bool:
+        """Group caps (MAX) and reservations (RESERVE) allow `user` a seat.
+
+        `free_after` is the free seats once the grant is made; `leaving` a holder whose seat
+        the grant takes, who then no longer counts for their groups.
+        """
         settings = self.settings
         if not settings.group_caps and not settings.group_reservations:
             return True
         groups = self.figures.groups.get(user, frozenset())
         for group, cap in settings.group_caps.items():
-            if group in groups and self._holders_in(group) >= cap:
+            if group in groups and self._holders_in(group, leaving) >= cap:
                 return False
         unfilled_for_others = sum(
-            max(0, seats - self._holders_in(group))
+            max(0, seats - self._holders_in(group, leaving))
             for group, seats in settings.group_reservations.items()
             if group not in groups
         )
         return free_after >= unfilled_for_others
 
-    def _holders_in(self, group: str) -> int:
+    def _holders_in(self, group: str, leaving: str | None = None) -> int:
         groups = self.figures.groups
-        return sum(1 for u in self.holders if group in groups.get(u, frozenset()))
+        return sum(
+            1 for u in self.holders if u != leaving and group in groups.get(u, frozenset())
+        )
 
     # -- state changes -------------------------------------------------------------------
 

@@ -149,6 +149,12 @@ class OutboxExecutor:
                     return
             tx.claim(move.id, lease_until=now + self.settings.lease_s, adds_seat=adds_seat)
         try:
+            # Read the groups again now that the move is claimed: the first read may predate
+            # another executor's move for this user, and calls planned from it could skip one.
+            groups = self.directory.groups_of(move.user)
+            if grant and not adds_seat and self.groups.enabled not in groups:
+                # Planned as taking no seat, but it would take one: back to the guard.
+                raise DirectoryError("the user's groups changed while the move was claimed")
             for call, group in self._calls(grant, groups):
                 call(move.user, group)
         except DirectoryError as error:
