@@ -478,9 +478,7 @@ class SeatPolicy:
                 best = holder
         return best
 
-    def _within_group_limits(
-        self, user: str, free_after: int, leaving: str | None = None
-    ) -> bool:
+    def _within_group_limits(self, user: str, free_after: int, leaving: str | None = None) -> bool:
         """Group caps (MAX) and reservations (RESERVE) allow `user` a seat.
 
         `free_after` is the free seats once the grant is made; `leaving` a holder whose seat
@@ -502,9 +500,7 @@ class SeatPolicy:
 
     def _holders_in(self, group: str, leaving: str | None = None) -> int:
         groups = self.figures.groups
-        return sum(
-            1 for u in self.holders if u != leaving and group in groups.get(u, frozenset())
-        )
+        return sum(1 for u in self.holders if u != leaving and group in groups.get(u, frozenset()))
 
     # -- state changes -------------------------------------------------------------------
 
