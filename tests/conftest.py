@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import base64
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -72,3 +74,18 @@ def opened() -> Iterator[list[Services]]:
     yield services
     for s in services:
         s.close()
+
+
+def assert_page_runs_only_its_own_scripts(html: str) -> None:
+    """The page's CSP forbids every fetch and allows exactly its two inline scripts."""
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', html)
+    assert policy is not None
+    directives = dict(d.strip().split(" ", 1) for d in policy.group(1).split(";"))
+    assert directives["default-src"] == "'none'"
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
+    assert len(scripts) == 2  # ECharts, then the page's own
+    hashes = {
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+        for s in scripts
+    }
+    assert set(directives["script-src"].split()) == hashes

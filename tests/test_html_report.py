@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import math
 import random
@@ -17,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import assert_page_runs_only_its_own_scripts
 
 from floatseat.analysis.html import (
     ECHARTS_VERSION,
@@ -246,17 +245,7 @@ def test_vendored_echarts_fetches_nothing() -> None:
 @pytest.mark.parametrize("which", ["realistic_html", "empty_html"])
 def test_only_the_pages_own_scripts_may_run(which: str, request: pytest.FixtureRequest) -> None:
     html: str = request.getfixturevalue(which)
-    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', html)
-    assert policy is not None
-    directives = dict(d.strip().split(" ", 1) for d in policy.group(1).split(";"))
-    assert directives["default-src"] == "'none'"
-    scripts = re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
-    assert len(scripts) == 2  # ECharts, then the page's own
-    hashes = {
-        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
-        for s in scripts
-    }
-    assert set(directives["script-src"].split()) == hashes
+    assert_page_runs_only_its_own_scripts(html)
 
 
 def test_usernames_are_escaped(realistic_html: str) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import assert_page_runs_only_its_own_scripts
 from test_html_report import CANVAS_STATS, OpenPage, browser, embedded_data
 
 from floatseat.analysis.analyze import ReportOptions
@@ -84,17 +83,7 @@ def test_the_page_loads_nothing_from_outside(which: str, pages: dict[str, str]) 
 @pytest.mark.parametrize("which", ["single", "sweep", "empty"])
 def test_only_the_pages_own_scripts_may_run(which: str, pages: dict[str, str]) -> None:
     html = pages[which]
-    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', html)
-    assert policy is not None
-    directives = dict(d.strip().split(" ", 1) for d in policy.group(1).split(";"))
-    assert directives["default-src"] == "'none'"
-    scripts = re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
-    assert len(scripts) == 2  # ECharts, then the page's own
-    hashes = {
-        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
-        for s in scripts
-    }
-    assert set(directives["script-src"].split()) == hashes
+    assert_page_runs_only_its_own_scripts(html)
 
 
 def test_a_pinned_username_is_shown_as_text(pages: dict[str, str]) -> None:
