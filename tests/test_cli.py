@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from floatseat.analysis.export import STABLE_KEYS
 from floatseat.cli import app
 
 runner = CliRunner()
@@ -58,6 +59,7 @@ def test_json_on_stdout_holds_the_json_alone_with_the_stable_keys(logs: Path) ->
     status, out, err = run("analyze", str(logs), "--json", "-", "--idle-timeout", "30m")
     assert status == 0, err
     report = json.loads(out)
+    assert set(STABLE_KEYS) <= set(report)
     assert report["peak"] == 3
     assert report["peak_at"] == "2026-03-02T10:10:00+00:00"
     assert report["lines"] == 5

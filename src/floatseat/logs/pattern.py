@@ -10,6 +10,7 @@ Tomcat's tokens: https://tomcat.apache.org/tomcat-10.1-doc/config/valve.html#Acc
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -139,14 +140,9 @@ class CompiledPattern:
         )
 
 
-_REGEX_CACHE: dict[str, re.Pattern[str]] = {}
-
-
+@functools.cache
 def _compile_cached(regex: str) -> re.Pattern[str]:
-    compiled = _REGEX_CACHE.get(regex)
-    if compiled is None:
-        compiled = _REGEX_CACHE[regex] = re.compile(regex)
-    return compiled
+    return re.compile(regex)
 
 
 def canonical_user_or_none(raw: str | None) -> str | None:
