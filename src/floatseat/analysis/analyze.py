@@ -133,6 +133,10 @@ def build_report(
         timeline = window_peaks(steps, edges)
         timeline_start = datetime.fromtimestamp(first_minute, zone)
 
+    # The local day of every request, once, for the daily rows and the users' days.
+    pairs = pairs.with_columns(
+        day=pl.from_epoch("ts", time_unit="s").dt.convert_time_zone(zone.key).dt.date()
+    )
     daily = _daily(pairs, steps, zone)
     session_list = [Session(u, int(s), int(e)) for u, s, e in sessions.iter_rows()]
     top_users, service_accounts = _users(pairs, session_list, zone, options.top_users)
@@ -198,16 +202,10 @@ def _local_day(epoch_s: int, zone: ZoneInfo) -> date:
 
 
 def _daily(pairs: pl.DataFrame, steps: list[Step], zone: ZoneInfo) -> list[DailyUsage]:
+    """One row per local day with a request; `pairs` carries its local `day` column."""
     if pairs.height == 0:
         return []
-    per_day = (
-        pairs.with_columns(
-            day=pl.from_epoch("ts", time_unit="s").dt.convert_time_zone(zone.key).dt.date()
-        )
-        .group_by("day")
-        .agg(active_users=pl.col("user").n_unique())
-        .sort("day")
-    )
+    per_day = pairs.group_by("day").agg(active_users=pl.col("user").n_unique()).sort("day")
     days: list[date] = per_day["day"].to_list()
     # One pass over contiguous day windows from the first day to the last.
     span = (days[-1] - days[0]).days + 1
@@ -242,7 +240,10 @@ def _heatmap(steps: list[Step], zone: ZoneInfo) -> list[list[float]]:
 def _users(
     pairs: pl.DataFrame, sessions: list[Session], zone: ZoneInfo, top: int
 ) -> tuple[list[UserActivity], list[str]]:
-    """Top users by active hours, and the users who look like service accounts."""
+    """Top users by active hours, and the users who look like service accounts.
+
+    `pairs` carries the local `day` of each request.
+    """
     if pairs.height == 0:
         return [], []
     requests = dict(pairs.group_by("user").agg(pl.col("n").sum()).iter_rows())
@@ -260,14 +261,7 @@ def _users(
             if seconds:
                 per_day[session.user][day] += seconds
             day += timedelta(days=1)
-    request_days = dict(
-        pairs.with_columns(
-            day=pl.from_epoch("ts", time_unit="s").dt.convert_time_zone(zone.key).dt.date()
-        )
-        .group_by("user")
-        .agg(pl.col("day").n_unique())
-        .iter_rows()
-    )
+    request_days = dict(pairs.group_by("user").agg(pl.col("day").n_unique()).iter_rows())
     # "Most days" counts the days with a request: a session's tail past midnight is no day.
     service = sorted(
         user
