@@ -7,6 +7,7 @@
     - GroupNotFound
   + NotPermitted: 401 or 403, the credentials are wrong or lack the permission
   + UnexpectedResponse: any other status the caller did not expect (400, 409, a redirect...)
+  + ManualStepRequired: no API makes this change; the admin gets the steps to click
   + DirectoryUnavailable (floatseat.service.errors): transient, the same call may succeed later
     - Unavailable: 5xx, a refused connection or a timeout, after the retries
     - RateLimited: still 429 after the retries
@@ -25,6 +26,7 @@ __all__ = [
     "DirectoryError",
     "DirectoryUnavailable",
     "GroupNotFound",
+    "ManualStepRequired",
     "HttpDirectoryError",
     "NotFound",
     "NotPermitted",
@@ -85,3 +87,14 @@ class Unavailable(HttpDirectoryError, DirectoryUnavailable):
 
 class RateLimited(HttpDirectoryError, DirectoryUnavailable):
     """Still rate-limited (429) after the retries; wait `retry_after_s` before the next call."""
+
+
+class ManualStepRequired(DirectoryError):
+    """The product offers no API for this change: `steps` tells the admin what to click.
+
+    Confluence, for example, has no REST call for the "Can use" global permission.
+    """
+
+    def __init__(self, message: str, *, steps: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.steps = steps

@@ -9,8 +9,9 @@ Every implementation keeps the contract the outbox relies on:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -53,4 +54,87 @@ class Directory(Protocol):
 
     def remove_user_from_group(self, user: str, group: str) -> None:
         """Take `user` out of `group`; a no-op when they are not in it."""
+        ...
+
+
+Product = Literal["confluence", "jira", "crowd", "custom"]
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What a connector found when it probed the server, said plainly to the admin."""
+
+    product: Product
+    version: str | None  # as the server reports it, e.g. "8.5.4"; None when it does not say
+    api: str  # the path in use, e.g. "REST (8.2+)" or "JSON-RPC (7.16-8.1 fallback)"
+    base_url: str
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as the directory knows them."""
+
+    name: str  # the username, spelled as the product spells it
+    key: str | None = None  # Jira's and Confluence's stable user key, when reported
+    display_name: str = ""
+    email: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class ApplicationAccess:
+    """Which groups give application access ("Can use", or the application role's groups)."""
+
+    groups: frozenset[str]
+    default_groups: frozenset[str] = frozenset()  # Jira: where new users land
+
+
+class ManagedDirectory(Directory, Protocol):
+    """Everything `floatseat setup`, reconciliation and `doctor` need beyond the engine's port.
+
+    Lists are complete: implementations follow the product's own paging signal
+    (`_links.next` in Confluence, `isLast` in Jira) and never stop at a short page.
+    """
+
+    def info(self) -> ConnectionInfo:
+        """Probe the server: product, version and the API path this connector uses."""
+        ...
+
+    def group_members(self, group: str) -> list[str]:
+        """Every direct member of `group` (active or not); `GroupNotFound` if it is missing."""
+        ...
+
+    def create_group(self, group: str) -> bool:
+        """Create `group`; True when created, False when it already existed."""
+        ...
+
+    def find_user(self, name: str) -> User | None:
+        """The user called `name`, or None when the directory has no such user."""
+        ...
+
+    def memberships(self, groups: Iterable[str]) -> Mapping[str, frozenset[str]]:
+        """For every member of any of `groups`: which of `groups` they are in.
+
+        With the pool groups this lists the pool's users with their groups; with the
+        groups of priority classes too, it feeds the policy's `DirectoryFigures`.
+        """
+        ...
+
+    def licensed_users(self) -> frozenset[str] | None:
+        """Every user who counts against the licence, or None if the product cannot list them.
+
+        Who is licensed outside the pool is this minus the licensed pool group's members.
+        """
+        ...
+
+    def application_access(self) -> ApplicationAccess:
+        """The groups with application access; `ManualStepRequired` if no API reads them."""
+        ...
+
+    def grant_application_access(self, group: str) -> None:
+        """Give `group` application access; `ManualStepRequired` where no API can."""
+        ...
+
+    def revoke_application_access(self, group: str, *, default_group: bool = True) -> None:
+        """Take application access (and, with `default_group`, default-group status) away."""
         ...
