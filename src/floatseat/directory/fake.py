@@ -1,21 +1,40 @@
 """`FakeDirectory`: a small working directory in memory, for tests and demos.
 
-It counts the licence as the products do (members of the licensed groups, plus users
+It counts the licence as the products do (active members of the licensed groups, plus users
 licensed outside any group, such as administrators), accepts a change that goes over the
 tier as the products do (Confluence then turns read-only), and records every such breach so
 that a test can assert there was none. Failures are injected with `fail()`.
+
+It implements `ManagedDirectory` too: groups exist once created (or named in `groups`),
+`licensed_groups` is the application access and can be granted and revoked, users in
+`read_only_users` live in a read-only directory (every write for them is refused as the
+products refuse it), and with `manual_access` no API reads or changes the application access,
+as in Confluence, whose "Can use" permission has no REST call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from floatseat.directory.port import DEFAULT_GROUPS, Licence, PoolGroups
+from floatseat.directory.errors import GroupNotFound, ManualStepRequired, ReadOnlyDirectory
+from floatseat.directory.port import (
+    DEFAULT_GROUPS,
+    ApplicationAccess,
+    ConnectionInfo,
+    Licence,
+    ManagedDirectory,
+    PoolGroups,
+    Product,
+    User,
+)
 from floatseat.domain.policy import DirectoryFigures
 from floatseat.service.errors import DirectoryUnavailable
 
-ALL_OPERATIONS = frozenset({"licence", "groups_of", "add", "remove"})
+ALL_OPERATIONS = frozenset(
+    {"licence", "groups_of", "add", "remove", "read", "create", "grant", "revoke"}
+)
 
 
 @dataclass
@@ -36,7 +55,7 @@ class Breach:
 
 
 class FakeDirectory:
-    """Groups, a licence and injectable failures; implements `Directory`."""
+    """Groups, a licence and injectable failures; implements `ManagedDirectory`."""
 
     def __init__(
         self,
@@ -45,12 +64,26 @@ class FakeDirectory:
         groups: Mapping[str, Iterable[str]] | None = None,
         licensed_groups: Iterable[str] = (DEFAULT_GROUPS.enabled,),
         licensed_directly: Iterable[str] = (),
+        default_groups: Iterable[str] = (),
+        inactive: Iterable[str] = (),
+        read_only_users: Iterable[str] = (),
+        manual_access: bool = False,
+        lists_licensed_users: bool = True,
+        product: Product = "confluence",
+        base_url: str = "https://fake.example.com",
     ) -> None:
         self.tier = tier
         self.members: dict[str, set[str]] = {g: set(us) for g, us in (groups or {}).items()}
         self.licensed_groups = frozenset(licensed_groups)
         # Administrators and individual "Can use" grants: licensed without a group.
         self.licensed_directly = set(licensed_directly)
+        self.default_groups = set(default_groups)
+        self.inactive = set(inactive)  # deactivated users: they never count
+        self.read_only_users = set(read_only_users)
+        self.manual_access = manual_access
+        self.lists_licensed_users = lists_licensed_users
+        self.product: Product = product
+        self.base_url = base_url
         self.breaches: list[Breach] = []
         self.changes: list[tuple[str, str, str]] = []  # (add|remove, user, group) that changed
         self.calls = 0
@@ -61,7 +94,7 @@ class FakeDirectory:
 
     def licence(self) -> Licence:
         self._before("licence")
-        return Licence(self.tier, len(self.licensed_users()))
+        return Licence(self.tier, len(self.licensed()))
 
     def groups_of(self, user: str) -> frozenset[str]:
         self._before("groups_of")
@@ -69,6 +102,7 @@ class FakeDirectory:
 
     def add_user_to_group(self, user: str, group: str) -> None:
         after = self._before("add")
+        self._writable(user, group, "add")
         members = self.members.setdefault(group, set())
         if user not in members:
             members.add(user)
@@ -78,19 +112,121 @@ class FakeDirectory:
 
     def remove_user_from_group(self, user: str, group: str) -> None:
         after = self._before("remove")
+        self._writable(user, group, "remove")
         members = self.members.get(group, set())
         if user in members:
             members.discard(user)
             self.changes.append(("remove", user, group))
         self._after(after)
 
+    # -- the ManagedDirectory port ---------------------------------------------------------
+
+    def info(self) -> ConnectionInfo:
+        self._before("read")
+        return ConnectionInfo(self.product, "9.2.0", "fake", self.base_url)
+
+    def group_members(self, group: str) -> list[str]:
+        self._before("read")
+        if group not in self.members:
+            raise GroupNotFound(f"group {group!r} does not exist", status=404)
+        return sorted(self.members[group])
+
+    def create_group(self, group: str) -> bool:
+        after = self._before("create")
+        created = group not in self.members
+        if created:
+            self.members[group] = set()
+            self.changes.append(("create", "", group))
+        self._after(after)
+        return created
+
+    def find_user(self, name: str) -> User | None:
+        self._before("read")
+        if name not in self.known_users():
+            return None
+        return User(name, key=name, display_name=name.title(), active=name not in self.inactive)
+
+    def memberships(self, groups: Iterable[str]) -> Mapping[str, frozenset[str]]:
+        self._before("read")
+        found: dict[str, set[str]] = {}
+        for group in groups:
+            for user in self.members.get(group, ()):
+                found.setdefault(user, set()).add(group)
+        return {u: frozenset(gs) for u, gs in found.items()}
+
+    def licensed_users(self) -> frozenset[str] | None:
+        # Not counted nor faulted: tests read it to assert on the licence.
+        return self.licensed() if self.lists_licensed_users else None
+
+    def application_access(self) -> ApplicationAccess:
+        self._before("read")
+        if self.manual_access:
+            raise ManualStepRequired(
+                "no API reads the application access",
+                steps=("Open General configuration > Global permissions",),
+            )
+        return ApplicationAccess(self.licensed_groups, frozenset(self.default_groups))
+
+    def grant_application_access(self, group: str) -> None:
+        after = self._before("grant")
+        if self.manual_access:
+            raise ManualStepRequired(
+                f"no API grants application access to {group}",
+                steps=(
+                    "Open General configuration > Global permissions > Edit Permissions",
+                    f"Add the group {group} and tick Can use",
+                ),
+            )
+        if group not in self.members:
+            raise GroupNotFound(f"group {group!r} does not exist", status=404)
+        if group not in self.licensed_groups:
+            self.licensed_groups = self.licensed_groups | {group}
+            self.changes.append(("grant", "", group))
+            self._check(f"application access granted to {group}")
+        self._after(after)
+
+    def revoke_application_access(self, group: str, *, default_group: bool = True) -> None:
+        after = self._before("revoke")
+        if self.manual_access:
+            raise ManualStepRequired(
+                f"no API takes application access away from {group}",
+                steps=(
+                    "Open General configuration > Global permissions > Edit Permissions",
+                    f"Untick Can use for the group {group}",
+                ),
+            )
+        if group in self.licensed_groups:
+            self.licensed_groups = self.licensed_groups - {group}
+            self.changes.append(("revoke", "", group))
+        if default_group:
+            self.default_groups.discard(group)
+        self._after(after)
+
     # -- what tests read and change --------------------------------------------------------
 
-    def licensed_users(self) -> set[str]:
+    def licensed(self) -> frozenset[str]:
+        """Every user who counts against the licence now."""
         users = set(self.licensed_directly)
         for group in self.licensed_groups:
             users |= self.members.get(group, set())
-        return users
+        return frozenset(users - self.inactive)
+
+    def known_users(self) -> frozenset[str]:
+        users = set(self.licensed_directly) | self.inactive
+        for members in self.members.values():
+            users |= members
+        return frozenset(users)
+
+    def state(self) -> dict[str, object]:
+        """Everything a change could touch, as plain sorted values (to compare before/after)."""
+        return {
+            "tier": self.tier,
+            "members": {g: sorted(us) for g, us in sorted(self.members.items())},
+            "licensed_groups": sorted(self.licensed_groups),
+            "default_groups": sorted(self.default_groups),
+            "licensed_directly": sorted(self.licensed_directly),
+            "inactive": sorted(self.inactive),
+        }
 
     def group(self, name: str) -> frozenset[str]:
         return frozenset(self.members.get(name, set()))
@@ -125,7 +261,7 @@ class FakeDirectory:
                 memberships.setdefault(user, set()).add(name)
         return DirectoryFigures(
             tier=self.tier,
-            licensed_outside=len(self.licensed_users() - managed),
+            licensed_outside=len(self.licensed() - managed),
             pool=pool,
             groups={u: frozenset(gs) for u, gs in memberships.items()},
             excluded=excluded_,
@@ -177,7 +313,21 @@ class FakeDirectory:
         if error is not None:
             raise error
 
+    def _writable(self, user: str, group: str, operation: str) -> None:
+        if user in self.read_only_users:
+            verb = "add user" if operation == "add" else "remove user"
+            where = "to" if operation == "add" else "from"
+            raise ReadOnlyDirectory(
+                f"You cannot {verb} '{user}' {where} group '{group}'. "
+                "The user's directory is read only.",
+                status=400,
+            )
+
     def _check(self, cause: str) -> None:
-        licensed = len(self.licensed_users())
+        licensed = len(self.licensed())
         if licensed > self.tier:
             self.breaches.append(Breach(licensed, self.tier, cause))
+
+
+if TYPE_CHECKING:
+    _IMPLEMENTS: ManagedDirectory = FakeDirectory(0)
