@@ -22,6 +22,7 @@ from floatseat.domain.policy import (
     Queued,
     Release,
     Revoke,
+    RevokesPaused,
     Rule,
     SeatPolicy,
     SettingsError,
@@ -316,24 +317,33 @@ class PolicyMachine(RuleBasedStateMachine):
             figures(5, groups={"ann": {"team-x"}, "bob": {"team-x"}, "carl": {"team-y"}}),
         )  # fmt: skip
 
+        self.paused: str | None = None
+
     def step(self, seconds: int) -> None:
         self.now += seconds
+
+    def handle(self, event: object) -> None:
+        decisions = self.policy.handle(event)  # type: ignore[arg-type]
+        if self.paused is not None:  # nobody loses a seat for idleness while paused
+            judged_idle = {Rule.REVOKE_IDLE, Rule.REVOKE_LAZY_EXPIRY, Rule.REVOKE_PREEMPTED}
+            assert not [d for d in decisions if d.rule in judged_idle or isinstance(d, Warn)]
+        self.decisions += decisions
 
     @rule(user=st.sampled_from((*USERS, "svc", "mallory")), wait=st.integers(0, 400))
     def activity(self, user: str, wait: int) -> None:
         self.step(wait)
-        self.decisions += self.policy.handle(Activity(user, self.now))
+        self.handle(Activity(user, self.now))
 
     @rule(wait=st.integers(0, 700))
     def sweep(self, wait: int) -> None:
         self.step(wait)
-        self.decisions += self.policy.handle(Sweep(self.now))
+        self.handle(Sweep(self.now))
 
     @rule(tier=st.integers(0, 8), outside=st.integers(0, 4), leave=st.sampled_from(USERS))
     def directory_changes(self, tier: int, outside: int, leave: str) -> None:
         base = figures(tier, outside=outside, groups={"ann": {"team-x"}, "carl": {"team-y"}})
         pool = base.pool - {leave}
-        self.decisions += self.policy.handle(
+        self.handle(
             DirectoryChanged(
                 self.now, DirectoryFigures(tier, outside, pool, base.groups, base.excluded)
             )
@@ -342,12 +352,19 @@ class PolicyMachine(RuleBasedStateMachine):
     @rule(user=st.sampled_from(USERS), for_s=st.one_of(st.none(), st.integers(1, 2000)))
     def pin(self, user: str, for_s: int | None) -> None:
         until = None if for_s is None else self.now + for_s
-        self.decisions += self.policy.handle(PinsChanged(self.now, (Pin(user=user, until=until),)))
+        self.handle(PinsChanged(self.now, (Pin(user=user, until=until),)))
+
+    @rule(reason=st.one_of(st.none(), st.just("feed of node2 stalled")))
+    def pause_or_resume(self, reason: str | None) -> None:
+        self.paused = reason
+        self.handle(RevokesPaused(self.now, reason))
 
     @precondition(lambda self: True)
     @rule()
     def restart_from_snapshot(self) -> None:
         self.policy = SeatPolicy.restore(self.policy.settings, self.policy.snapshot())
+        if self.paused is not None:  # the service says it again after a restart
+            self.handle(RevokesPaused(self.now, self.paused))
 
     @invariant()
     def seats_held_never_exceed_capacity(self) -> None:
@@ -447,3 +464,43 @@ def test_a_late_event_keeps_the_queue_in_the_order_people_queued() -> None:
     restored = SeatPolicy.restore(p.settings, p.snapshot())
     assert list(restored.waiters) == list(p.waiters)
     assert kinds(p.handle(Sweep(651))) == [("Denied", "carl", Rule.DENY_QUEUE_TIMEOUT)]
+
+
+def test_while_revokes_are_paused_nobody_loses_a_seat_for_idleness() -> None:
+    p = policy(seats=2, preempt_after_s=600)
+    p.handle(Activity("ann", 0))
+    p.handle(Activity("bob", 0))
+    assert p.handle(RevokesPaused(10, "feed of node2 stalled")) == []
+    assert p.revokes_paused == "feed of node2 stalled"
+    assert p.handle(Sweep(T + 100)) == []  # expired, but not revoked
+    assert kinds(p.handle(Activity("carl", T + 200))) == [("Queued", "carl", Rule.QUEUE_NO_SEAT)]
+    # The licence still comes first: a capacity drop revokes even now.
+    dropped = p.handle(DirectoryChanged(T + 300, figures(1)))
+    assert kinds(dropped) == [("Revoke", "ann", Rule.REVOKE_CAPACITY_DROP)]
+    resumed = p.handle(RevokesPaused(T + 400, None))
+    assert kinds(resumed) == [
+        ("Revoke", "bob", Rule.REVOKE_LAZY_EXPIRY),
+        ("Grant", "carl", Rule.GRANT_FROM_QUEUE),
+    ]
+
+
+def test_a_paused_policy_still_gives_free_seats() -> None:
+    p = policy(seats=2)
+    p.handle(RevokesPaused(0, "frozen by admin"))
+    assert kinds(p.handle(Activity("ann", 5))) == [("Grant", "ann", Rule.GRANT_FREE_SEAT)]
+
+
+def test_idle_revokes_per_sweep_are_capped_longest_idle_first() -> None:
+    p = policy(seats=5, max_revokes_per_sweep=2)
+    for at, user in enumerate(USERS[:5]):
+        p.handle(Activity(user, at))
+    first = p.handle(Sweep(T + 10))
+    assert kinds(first) == [("Revoke", u, Rule.REVOKE_IDLE) for u in USERS[:2]]
+    second = p.handle(Sweep(T + 70))
+    assert kinds(second) == [("Revoke", u, Rule.REVOKE_IDLE) for u in USERS[2:4]]
+    assert [d.user for d in p.handle(Sweep(T + 130))] == [USERS[4]]
+
+
+def test_a_negative_revoke_cap_is_refused() -> None:
+    with pytest.raises(SettingsError, match="max_revokes_per_sweep"):
+        PolicySettings(max_revokes_per_sweep=-1)

@@ -137,6 +137,10 @@ class PolicySettings:
     priority_classes: tuple[PriorityClass, ...] = ()
     group_caps: Mapping[str, int] = field(default_factory=dict)  # MAX: group -> seats
     group_reservations: Mapping[str, int] = field(default_factory=dict)  # RESERVE
+    # Idle revokes one sweep may make; 0: no cap. A glitch that makes everyone look idle
+    # then costs a few seats per sweep, not the whole pool. Lazy expiry for a waiting user
+    # and capacity drops are not capped: one is a swap, the other keeps the licence.
+    max_revokes_per_sweep: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -150,6 +154,7 @@ class PolicySettings:
             "reserve",
             "lock_after_revoke_s",
             "queue_aging_s",
+            "max_revokes_per_sweep",
         ):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative")
@@ -192,6 +197,20 @@ class Sweep:
 
 
 @dataclass(frozen=True)
+class RevokesPaused:
+    """Stop (with a reason) or resume (reason None) every revoke that judges idleness.
+
+    While paused, nobody loses a seat for being idle: no idle revokes, no lazy expiry, no
+    pre-emption, no idle warnings. A queued user gets only a seat that is free. A capacity
+    drop still revokes, because the licence comes first. The service pauses while an
+    activity feed is stalled (everyone would look idle) and while an admin freezes.
+    """
+
+    at: int
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class DirectoryChanged:
     at: int
     figures: DirectoryFigures
@@ -203,7 +222,7 @@ class PinsChanged:
     pins: tuple[Pin, ...]
 
 
-Event = Activity | Sweep | DirectoryChanged | PinsChanged
+Event = Activity | Sweep | DirectoryChanged | PinsChanged | RevokesPaused
 
 
 @dataclass
@@ -251,6 +270,9 @@ class SeatPolicy:
         self.waiters: dict[str, Waiter] = {}
         self.locked_until: dict[str, int] = {}
         self.pinned: frozenset[str] = frozenset()
+        # Why idle revokes are paused, or None. Not in the snapshot: the service knows why
+        # (a freeze, a stalled feed) and says so again after a restart.
+        self.revokes_paused: str | None = None
         self._pin_entries = self._resolve_pins()
 
     # -- reading -------------------------------------------------------------------------
@@ -290,6 +312,10 @@ class SeatPolicy:
             self._activity(event.user, event.at, out)
         elif isinstance(event, Sweep):
             self._sweep(event.at, out)
+        elif isinstance(event, RevokesPaused):
+            self.revokes_paused = event.reason
+            self._settle(event.at, out)
+            self._serve_queue(event.at, out)
         else:
             if isinstance(event, DirectoryChanged):
                 self.figures = event.figures
@@ -336,12 +362,18 @@ class SeatPolicy:
     def _sweep(self, now: int, out: list[Decision]) -> None:
         self._settle(now, out)
         settings = self.settings
+        if self.revokes_paused is not None:
+            self._serve_queue(now, out)
+            return
         timeout = settings.idle_timeout_s
+        cap = settings.max_revokes_per_sweep or len(self.holders)
+        revoked = 0
         for holder in list(self.holders.values()):
-            if holder.last_activity + timeout > now:
+            if holder.last_activity + timeout > now or revoked >= cap:
                 break  # ordered by last activity: nobody after this one has expired
             if now - holder.granted_at >= settings.min_hold_s:
                 self._revoke(holder, now, Rule.REVOKE_IDLE, out, idle=True)
+                revoked += 1
         if settings.warn_before_s:
             for holder in self.holders.values():
                 expires = holder.last_activity + timeout
@@ -420,6 +452,8 @@ class SeatPolicy:
         """Whether any rule could give someone a seat now (a cheap test before the line)."""
         if self.free_seats() > 0:
             return True
+        if self.revokes_paused is not None:
+            return False
         if self._expired_holder(now) is not None:
             return True
         return self.settings.preempt and self._preemptable_holder(now) is not None
@@ -433,6 +467,8 @@ class SeatPolicy:
         free = self.free_seats()
         if free > 0 and self._within_group_limits(user, free_after=free - 1):
             return Rule.GRANT_FREE_SEAT
+        if self.revokes_paused is not None:
+            return None
         candidate = self._expired_holder(now)
         revoke_rule, grant_rule = Rule.REVOKE_LAZY_EXPIRY, Rule.GRANT_AFTER_EXPIRY
         if candidate is None:
