@@ -37,6 +37,7 @@ from floatseat.logs.pattern import (
     compile_pattern,
     read_server_xml_pattern,
 )
+from floatseat.sim.cli import sim_app
 from floatseat.units import format_duration, parse_duration, parse_fraction
 
 T = TypeVar("T")
@@ -565,6 +566,9 @@ def generate_logs_command(
 def version() -> None:
     """Print floatseat's version."""
     print(__version__)
+
+
+app.add_typer(sim_app, name="sim")
 
 
 def main() -> None:
