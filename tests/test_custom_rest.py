@@ -437,6 +437,18 @@ def test_credentials_never_appear_in_an_error() -> None:
     assert TOKEN not in repr(directory)
 
 
+def test_an_answer_echoing_the_credentials_is_masked_in_our_own_errors() -> None:
+    def login_page(request: httpx.Request) -> httpx.Response:
+        echoed = f"<html>{request.headers['Authorization']}</html>"
+        return httpx.Response(200, text=echoed, headers={"content-type": "text/html"})
+
+    directory, _, _ = connect(login_page)
+    with pytest.raises(UnexpectedResponse, match=r"not JSON \(text/html\)") as caught:
+        directory.licence()
+    assert TOKEN not in str(caught.value)
+    assert "Bearer ***" in str(caught.value)
+
+
 # -- paging ---------------------------------------------------------------------------------
 
 
@@ -642,6 +654,23 @@ def test_confirm_looks_the_membership_up_before_calling_it_done() -> None:
         directory.add_user_to_group("bob", "IUM_Enabled")
     members.append("BOB")
     directory.add_user_to_group("bob", "IUM_Enabled")
+
+
+def test_confirming_a_removal_of_a_user_who_does_not_exist_is_done() -> None:
+    table = table_with("remove_user_from_group", already=[404], confirm=True)
+    table["operations"]["groups_of"] = {
+        "url": "/user/{user}/groups",
+        "groups": "$[*]",
+        "not_found": "user",
+        "paging": {"style": "none"},
+    }
+    directory, server, _ = connect(lambda r: ok({"message": "no such user"}, 404), table)
+    directory.remove_user_from_group("ghost", "IUM_Enabled")
+    assert [r.method for r in server.requests] == ["DELETE", "GET"]
+    table["operations"]["add_user_to_group"] |= {"already": [404], "confirm": True}
+    directory, _, _ = connect(lambda r: ok({"message": "no such user"}, 404), table)
+    with pytest.raises(UserNotFound):
+        directory.add_user_to_group("ghost", "IUM_Enabled")
 
 
 def test_404_means_what_the_template_says() -> None:

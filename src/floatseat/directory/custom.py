@@ -176,25 +176,19 @@ class _Spec:
     placeholders: frozenset[str]
     paths: Mapping[str, bool] = field(default_factory=dict)  # field -> required
     not_found: NotFoundMeaning = "error"
-    help: str = ""
 
 
 OPERATIONS: Mapping[str, _Spec] = {
-    "info": _Spec("read", frozenset(), {"version": True}, help="probe: the server's version"),
+    "info": _Spec("read", frozenset(), {"version": True}),
     "licence": _Spec(
         "read",
         frozenset(),
         {"tier": True, "licensed": False, "unlimited": False},
-        help="the tier (and, unless `licensed_count` does, the licensed count)",
     ),
-    "licensed_count": _Spec("read", frozenset(), {"licensed": True}, help="the licensed count"),
-    "group_members": _Spec(
-        "list", frozenset({"group"}), {"members": True}, "group", "direct members of {group}"
-    ),
-    "groups_of": _Spec(
-        "list", frozenset({"user"}), {"groups": True}, "user", "the groups {user} is in"
-    ),
-    "licensed_users": _Spec("list", frozenset(), {"users": True}, help="every licensed user"),
+    "licensed_count": _Spec("read", frozenset(), {"licensed": True}),
+    "group_members": _Spec("list", frozenset({"group"}), {"members": True}, "group"),
+    "groups_of": _Spec("list", frozenset({"user"}), {"groups": True}, "user"),
+    "licensed_users": _Spec("list", frozenset(), {"users": True}),
     "find_user": _Spec(
         "read",
         frozenset({"user"}),
@@ -206,14 +200,11 @@ OPERATIONS: Mapping[str, _Spec] = {
             "email": False,
             "active": False,
         },
-        help="one user; a 404 or no matching name means there is none",
     ),
     "add_user_to_group": _Spec("write", frozenset({"user", "group"})),
     "remove_user_from_group": _Spec("write", frozenset({"user", "group"})),
     "create_group": _Spec("write", frozenset({"group"})),
-    "application_access": _Spec(
-        "read", frozenset(), {"groups": True, "default_groups": False}, help="groups with access"
-    ),
+    "application_access": _Spec("read", frozenset(), {"groups": True, "default_groups": False}),
     "grant_application_access": _Spec("write", frozenset({"group"})),
     "revoke_application_access": _Spec("write", frozenset({"group"})),
 }
@@ -1242,8 +1233,9 @@ class CustomRestDirectory:
         if response.status_code not in operation.expected:
             if self._is_already(operation, response.status_code, response.text, None):
                 return _ALREADY
-            raise UnexpectedResponse(
-                f"custom REST `{operation.name}`: {operation.method} {path}: "
+            raise self._unexpected(
+                operation,
+                f"{operation.method} {path}: "
                 f"{response.status_code} does not say the change was already made "
                 f"(`already_if` {operation.already_if!r} is not in the answer)",
                 status=response.status_code,
@@ -1266,12 +1258,17 @@ class CustomRestDirectory:
         self, operation: Operation, user: str, group: str, *, member: bool
     ) -> None:
         """The server said "already": check that the membership is indeed as wanted."""
-        is_member = _fold(group) in {_fold(g) for g in self.groups_of(user)}
+        try:
+            groups = self.groups_of(user)
+        except UserNotFound:
+            if member:
+                raise
+            groups = frozenset()  # no such user: in no group
+        is_member = _fold(group) in {_fold(g) for g in groups}
         if is_member != member:
             state = "not in" if member else "still in"
-            raise UnexpectedResponse(
-                f"custom REST `{operation.name}`: the server said it was already done, but "
-                f"{user!r} is {state} {group!r}"
+            raise self._unexpected(
+                operation, f"the server said it was already done, but {user!r} is {state} {group!r}"
             )
 
     def _list(self, operation: Operation, key: str, values: Values) -> list[str]:
@@ -1302,9 +1299,10 @@ class CustomRestDirectory:
                 if last:
                     break
                 if not page:
-                    raise UnexpectedResponse(
-                        f"custom REST `{operation.name}`: the page at {{start}}={start} is "
-                        "empty, yet `paging.is_last` says more follow"
+                    raise self._unexpected(
+                        operation,
+                        f"the page at {{start}}={start} is "
+                        "empty, yet `paging.is_last` says more follow",
                     )
             elif paging.total is not None:
                 total = self._count(operation, "paging.total", document, path=paging.total)
@@ -1313,25 +1311,25 @@ class CustomRestDirectory:
             elif not page:
                 break
             if page == previous:
-                raise UnexpectedResponse(
-                    f"custom REST `{operation.name}`: the server sent the same page for "
+                raise self._unexpected(
+                    operation,
+                    f"the server sent the same page for "
                     f"{{start}}={start - len(page)} and {{start}}={start}; does the template "
-                    "put {start} where the API reads it?"
+                    "put {start} where the API reads it?",
                 )
             previous = page
             start += len(page)
         else:
-            raise UnexpectedResponse(
-                f"custom REST `{operation.name}`: still more pages after {self.max_pages}"
-            )
+            raise self._unexpected(operation, f"still more pages after {self.max_pages}")
         return list(names.values())
 
     def _follow(self, operation: Operation, link: Any) -> str:
         """The next page's link as an absolute URL on the base URL, or an error."""
         base = self.http.client.base_url
-        refused = UnexpectedResponse(
-            f"custom REST `{operation.name}`: the next-page link {str(link)[:200]!r} leads "
-            f"off the base URL {str(base)!r}; floatseat does not follow it"
+        refused = self._unexpected(
+            operation,
+            f"the next-page link {str(link)[:200]!r} leads "
+            f"off the base URL {str(base)!r}; floatseat does not follow it",
         )
         if not isinstance(link, str) or "\\" in link or "#" in link:
             raise refused
@@ -1355,16 +1353,30 @@ class CustomRestDirectory:
 
     # -- answers --------------------------------------------------------------------------
 
+    def _unexpected(
+        self, operation: Operation, message: str, *, status: int | None = None
+    ) -> UnexpectedResponse:
+        """An error about `operation`'s answer, with any credential the answer echoed masked.
+
+        The HTTP layer scrubs its own messages; these quote the answer too, so they are
+        scrubbed here with the credentials the client's auth says it sends.
+        """
+        text = f"custom REST `{operation.name}`: {message}"
+        for secret in getattr(self.http.client.auth, "secrets", ()):
+            if isinstance(secret, str) and secret:
+                text = text.replace(secret, "***")
+        return UnexpectedResponse(text, status=status)
+
     def _json(self, operation: Operation, response: httpx.Response | _Already) -> Any:
         if isinstance(response, _Already):
-            raise UnexpectedResponse(f"custom REST `{operation.name}`: no answer to read")
+            raise self._unexpected(operation, "no answer to read")
         try:
             return response.json()
         except ValueError as error:
             kind = response.headers.get("content-type", "no content type")
-            raise UnexpectedResponse(
-                f"custom REST `{operation.name}`: the answer is not JSON ({kind}): "
-                f"{' '.join(response.text.split())[:200]!r}",
+            raise self._unexpected(
+                operation,
+                f"the answer is not JSON ({kind}): {' '.join(response.text.split())[:200]!r}",
                 status=response.status_code,
             ) from error
 
@@ -1387,9 +1399,10 @@ class CustomRestDirectory:
             return None
         values = self._matches(operation, key, document, path)
         if len(values) > 1:
-            raise UnexpectedResponse(
-                f"custom REST `{operation.name}`: `{key}` ({self._source(operation, key)}) "
-                f"matched {len(values)} values; it must match one"
+            raise self._unexpected(
+                operation,
+                f"`{key}` ({self._source(operation, key)}) "
+                f"matched {len(values)} values; it must match one",
             )
         return values[0] if values else None
 
@@ -1404,9 +1417,8 @@ class CustomRestDirectory:
     ) -> Any:
         value = self._one(operation, key, document, path=path)
         if value is None:
-            raise UnexpectedResponse(
-                f"custom REST `{operation.name}`: `{key}` ({self._source(operation, key)}) "
-                "matched nothing in the answer"
+            raise self._unexpected(
+                operation, f"`{key}` ({self._source(operation, key)}) matched nothing in the answer"
             )
         return value
 
@@ -1417,9 +1429,8 @@ class CustomRestDirectory:
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value.strip())
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise UnexpectedResponse(
-                f"custom REST `{operation.name}`: `{key}` ({self._source(operation, key)}) "
-                f"is {value!r}, not a count"
+            raise self._unexpected(
+                operation, f"`{key}` ({self._source(operation, key)}) is {value!r}, not a count"
             )
         return value
 
@@ -1430,24 +1441,23 @@ class CustomRestDirectory:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             value = value.lower() == "true"
         if not isinstance(value, bool):
-            raise UnexpectedResponse(
-                f"custom REST `{operation.name}`: `{key}` ({self._source(operation, key)}) "
-                f"is {value!r}, not true or false"
+            raise self._unexpected(
+                operation,
+                f"`{key}` ({self._source(operation, key)}) is {value!r}, not true or false",
             )
         return value
 
     def _strings(self, operation: Operation, key: str, document: Any) -> list[str]:
         if not isinstance(document, dict | list):
-            raise UnexpectedResponse(
-                f"custom REST `{operation.name}`: the answer is {document!r}, not a JSON "
-                "object or array"
+            raise self._unexpected(
+                operation, f"the answer is {str(document)[:200]!r}, not a JSON object or array"
             )
         values = self._matches(operation, key, document)
         for value in values:
             if not isinstance(value, str) or not value:
-                raise UnexpectedResponse(
-                    f"custom REST `{operation.name}`: `{key}` "
-                    f"({self._source(operation, key)}) matched {value!r}, not a name"
+                raise self._unexpected(
+                    operation,
+                    f"`{key}` ({self._source(operation, key)}) matched {value!r}, not a name",
                 )
         return values
 
