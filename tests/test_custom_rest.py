@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -860,3 +860,71 @@ def test_groups_of_and_application_access_with_templates() -> None:
     assert access.groups == frozenset({"IUM_Enabled"}) and access.default_groups == frozenset()
     info = directory.info()
     assert (info.product, info.version, info.base_url) == ("custom", "9.12.2", BASE)
+
+
+# -- the contract, against the simulator ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def jira_sim() -> Iterator[Any]:
+    from simulator import running_simulator
+
+    with running_simulator(product="jira", users=120, tier=200, active_people=False) as sim:
+        yield sim
+
+
+def jira_directory(sim: Any) -> CustomRestDirectory:
+    """The Jira example of the docs, verbatim, with the simulator's PAT."""
+    templates = parse_toml(toml_blocks(DOCS.read_text(encoding="utf-8"))[0])
+    return CustomRestDirectory.connect(
+        sim.base_url, PersonalAccessToken(sim.admin_token), templates
+    )
+
+
+def test_the_jira_example_lists_pages_and_reads_the_licence_of_the_simulator(jira_sim: Any) -> None:
+    state = jira_sim.state()
+    with jira_directory(jira_sim) as jira:
+        members = jira.group_members("jira-software-users")
+        assert len(members) > 100  # more than two of Jira's 50-user pages
+        assert sorted(members) == sorted(state["groups"]["jira-software-users"])
+        assert jira.licence() == Licence(tier=200, licensed=state["licensed"])
+        info = jira.info()
+        assert (info.product, info.version) == ("custom", state["version"])
+        with pytest.raises(GroupNotFound):
+            jira.group_members("no-such-group")
+        assert jira.find_user("nobody-here") is None
+        user = jira.find_user(members[0].upper())
+        assert user is not None and user.name == members[0]
+
+
+def test_the_jira_example_moves_users_between_the_pool_groups_of_the_simulator(
+    jira_sim: Any,
+) -> None:
+    awkward = "o'brien/../x?y=1&z#ü"
+    jira_sim.add_user(awkward)
+    with jira_directory(jira_sim) as jira:
+        assert jira.create_group("IUM_Enabled") is True
+        assert jira.create_group("IUM_Enabled") is False
+        assert jira.create_group("IUM_Disabled") is True
+        user = jira_sim.users[3]
+        for name in (user, awkward):
+            jira.add_user_to_group(name, "IUM_Disabled")
+            jira.add_user_to_group(name, "IUM_Disabled")  # already a member: done
+            assert jira.groups_of(name) >= {"IUM_Disabled"}
+        groups = jira_sim.state()["groups"]
+        assert sorted(groups["IUM_Disabled"]) == sorted([user, awkward])
+        assert sorted(jira.group_members("IUM_Disabled")) == sorted([user, awkward])
+
+        jira.add_user_to_group(user, "IUM_Enabled")
+        jira.remove_user_from_group(user, "IUM_Disabled")
+        jira.remove_user_from_group(user, "IUM_Disabled")  # not a member any more: done
+        jira.remove_user_from_group(awkward, "IUM_Disabled")
+        groups = jira_sim.state()["groups"]
+        assert groups["IUM_Enabled"] == [user] and groups["IUM_Disabled"] == []
+        assert jira.memberships(["IUM_Enabled", "IUM_Disabled"]) == {
+            user: frozenset({"IUM_Enabled"})
+        }
+        access = jira.application_access()
+        assert "jira-software-users" in access.groups
+    state = jira_sim.state()
+    assert state["licence_violations"] == 0
