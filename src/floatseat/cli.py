@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -27,8 +28,11 @@ from floatseat.analysis.simulate import (
 from floatseat.analysis.simulate import simulate as run_simulation
 from floatseat.analysis.simulate_terminal import render_simulation_summary
 from floatseat.analysis.terminal import render_summary
+from floatseat.directory.errors import ManualStepRequired
+from floatseat.directory.port import ManagedDirectory, PoolGroups
 from floatseat.domain.activity import DEFAULT_POLLING_PREFIXES, CountingRules
 from floatseat.domain.licence import DEFAULT_TIERS
+from floatseat.domain.onboarding import Plan, RevokeAccess, SetupOptions, Step
 from floatseat.domain.policy import PolicySettings
 from floatseat.logs.formats import FORMATS_BY_NAME
 from floatseat.logs.pattern import (
@@ -37,6 +41,18 @@ from floatseat.logs.pattern import (
     compile_pattern,
     read_server_xml_pattern,
 )
+from floatseat.service.errors import DirectoryError, EngineError
+from floatseat.service.setup import (
+    ExecutionResult,
+    Observed,
+    SetupRefused,
+    archive_snapshot,
+    execute,
+    last_seen_from_pairs,
+    prepare_rollback,
+    prepare_setup,
+)
+from floatseat.service.setup import freeze as freeze_holders
 from floatseat.sim.cli import sim_app
 from floatseat.units import format_duration, parse_duration, parse_fraction
 
@@ -560,6 +576,416 @@ def generate_logs_command(
     Console(stderr=True).print(
         f"wrote {result.lines:,} lines in {len(result.files)} files under {out}"
     )
+
+
+# -- setup: onboarding, rollback and freeze ---------------------------------------------------
+
+SETUP_PRODUCTS = ("confluence", "jira")
+DEFAULT_STATE_DIR = Path("floatseat-setup")
+DEFAULT_DATABASE = "sqlite:///floatseat.db"
+_SHOWN_NAMES = 8
+
+
+def _secret(env: str, prompt: str) -> str:
+    """A secret from the environment, else typed in without echo; never an option's value."""
+    value = os.environ.get(env)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise ValueError(f"set {env}, or run in a terminal to type it in")
+    return str(typer.prompt(prompt, hide_input=True))
+
+
+def _connect(
+    product: str,
+    url: str,
+    user: str | None,
+    token: bool,
+    crowd_url: str | None,
+    crowd_app: str,
+    groups: PoolGroups,
+) -> ManagedDirectory:
+    """The product's connector (imported lazily), behind Crowd's when the users live there."""
+    from floatseat.directory.http import BasicCredentials, Credentials, PersonalAccessToken
+
+    credentials: Credentials
+    if token:
+        credentials = PersonalAccessToken(_secret("FLOATSEAT_TOKEN", "Personal access token"))
+    elif user:
+        credentials = BasicCredentials(user, _secret("FLOATSEAT_PASSWORD", f"Password of {user}"))
+    else:
+        raise ValueError("give --user (password from FLOATSEAT_PASSWORD) or --token")
+    directory: ManagedDirectory
+    if product == "confluence":
+        from floatseat.directory.confluence import ConfluenceDirectory
+
+        directory = ConfluenceDirectory.connect(url, credentials, groups=groups)
+    else:
+        from floatseat.directory.jira import JiraDirectory
+
+        directory = JiraDirectory.connect(url, credentials, groups=groups)
+    if crowd_url is None:
+        return directory
+    from floatseat.directory.crowd import CrowdDirectory
+
+    application = BasicCredentials(
+        crowd_app, _secret("FLOATSEAT_CROWD_PASSWORD", f"Password of Crowd application {crowd_app}")
+    )
+    return CrowdDirectory.connect(crowd_url, application, licence_source=directory, groups=groups)
+
+
+def _names(users: Sequence[str], show_all: bool) -> str:
+    if show_all or len(users) <= _SHOWN_NAMES:
+        return ", ".join(users)
+    return ", ".join(users[:_SHOWN_NAMES]) + f", … (+{len(users) - _SHOWN_NAMES})"
+
+
+def _moves(step: Step, show_all: bool) -> str:
+    """One line per kind of action: who moves where."""
+    from floatseat.domain.onboarding import (
+        AddMember,
+        CreateGroup,
+        GrantAccess,
+        RemoveMember,
+        RevokeAccess,
+    )
+
+    lines: list[str] = []
+    by_kind: dict[tuple[str, str], list[str]] = {}
+    for action in step.actions:
+        if isinstance(action, CreateGroup):
+            lines.append(f"create group {action.group}")
+        elif isinstance(action, GrantAccess):
+            lines.append(f"grant application access to {action.group}")
+        elif isinstance(action, RevokeAccess):
+            lines.append(f"revoke application access from {action.group}")
+        elif isinstance(action, AddMember):
+            by_kind.setdefault((f"→ {action.group}", ""), []).append(action.user)
+        elif isinstance(action, RemoveMember):
+            by_kind.setdefault((f"← out of {action.group}", ""), []).append(action.user)
+    for (label, _), users in by_kind.items():
+        lines.append(f"{len(users)} {label}: {_names(users, show_all)}")
+    return "\n".join(lines) or "-"
+
+
+def _print_plan(console: Console, title: str, plan: Plan, show_all: bool) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("step")
+    table.add_column("moves", overflow="fold")
+    table.add_column("licensed after", justify="right")
+    for number, step in enumerate(plan.steps, 1):
+        if not step.actions and number > 1:
+            continue  # nothing to do in this step (already done, or not needed)
+        count = str(step.licensed_after)
+        if step.licensed_after > plan.tier:
+            count = f"[bold red]{count}[/]"
+        table.add_row(str(number), step.title, _moves(step, show_all), count)
+    console.print(table)
+    console.print(
+        f"tier {plan.tier}: licensed {plan.licensed_before} now, "
+        f"{plan.licensed_after} afterwards, at most {plan.peak} on the way"
+    )
+
+
+def _print_notes(console: Console, warnings: Iterable[str], manual: Iterable[str] = ()) -> None:
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    for step in manual:
+        console.print(f"[cyan]by hand:[/] {step}")
+
+
+def _ask_manual(console: Console) -> Callable[[Step, ManualStepRequired], bool]:
+    def ask(step: Step, error: ManualStepRequired) -> bool:
+        console.print(f"[cyan]by hand ({step.title}):[/] {error}")
+        for number, line in enumerate(error.steps, 1):
+            console.print(f"  {number}. {line}")
+        if not sys.stdin.isatty():
+            return False
+        return bool(typer.confirm("Done?", default=False))
+
+    return ask
+
+
+def _finish(console: Console, errors: Console, result: ExecutionResult, what: str) -> None:
+    if result.finished:
+        console.print(f"[green]{what} done[/] ({result.actions_done} changes)")
+        return
+    errors.print(f"[bold red]stopped:[/] {result.stopped}")
+    for number, line in enumerate(result.manual_steps, 1):
+        errors.print(f"  {number}. {line}")
+    raise typer.Exit(3 if result.manual_steps else 2)
+
+
+@app.command()
+def setup(
+    product: Annotated[str, typer.Option(help="confluence or jira")],
+    url: Annotated[str, typer.Option(help="The product's base URL, context path included.")],
+    user: Annotated[
+        str | None, typer.Option(help="Admin user; the password comes from FLOATSEAT_PASSWORD.")
+    ] = None,
+    token: Annotated[
+        bool, typer.Option("--token", help="Use a personal access token from FLOATSEAT_TOKEN.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan; change nothing.")] = False,
+    rollback: Annotated[bool, typer.Option(help="Restore the snapshot setup took.")] = False,
+    freeze: Annotated[
+        bool, typer.Option(help="Pin the current seat holders in the ledger: stop floating.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(help="Roll back even over the current tier (Confluence turns read-only)."),
+    ] = False,
+    exact: Annotated[
+        bool,
+        typer.Option(help="Roll back the old groups' memberships too, not only the pool groups'."),
+    ] = False,
+    logs: Annotated[
+        list[str] | None,
+        typer.Option("--logs", help="Access logs (files, folders, globs): who was active last."),
+    ] = None,
+    log_format: FormatOption = None,
+    context_path: ContextPathOption = None,
+    capacity: Annotated[
+        int | None,
+        typer.Option(min=0, help="Seats for the pool (default: tier - outside - reserve)."),
+    ] = None,
+    reserve: Annotated[
+        int, typer.Option(min=0, help="Seats kept free for integrations and safety.")
+    ] = POLICY_DEFAULTS.reserve,
+    keep_access: Annotated[
+        list[str] | None,
+        typer.Option(help="A group that keeps application access (e.g. the administrators)."),
+    ] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="A user setup never moves.")] = None,
+    access_group: Annotated[
+        list[str] | None,
+        typer.Option(help="A group with application access, where no API can list them."),
+    ] = None,
+    enabled_group: Annotated[str, typer.Option(help="The licensed pool group.")] = "IUM_Enabled",
+    disabled_group: Annotated[
+        str, typer.Option(help="The unlicensed pool group.")
+    ] = "IUM_Disabled",
+    crowd_url: Annotated[
+        str | None, typer.Option(help="The users live in this Crowd: change the groups there.")
+    ] = None,
+    crowd_app: Annotated[
+        str, typer.Option(help="Crowd application name (password: FLOATSEAT_CROWD_PASSWORD).")
+    ] = "floatseat",
+    state_dir: Annotated[
+        Path, typer.Option(help="Where the snapshot of the original memberships is kept.")
+    ] = DEFAULT_STATE_DIR,
+    database: Annotated[
+        str, typer.Option(help="The ledger (for --freeze): a SQLAlchemy URL.")
+    ] = DEFAULT_DATABASE,
+    show_all: Annotated[bool, typer.Option(help="List every user in the plan.")] = False,
+) -> None:
+    """Onboard an instance safely: pool groups, access, the first seats; or roll it back."""
+    console = Console()
+    errors = Console(stderr=True, soft_wrap=True)
+    if product not in SETUP_PRODUCTS:
+        raise _fail(errors, "--product is confluence or jira")
+    if rollback + freeze > 1:
+        raise _fail(errors, "--rollback and --freeze do not go together")
+    groups = _checked(errors, lambda: PoolGroups(enabled_group, disabled_group))
+    last_seen: dict[str, int] = {}
+    if logs and not rollback and not freeze:
+        request = _checked(
+            errors,
+            lambda: _log_request(
+                logs,
+                ReportOptions(),
+                include=None,
+                log_format=log_format,
+                pattern=None,
+                server_xml=None,
+                user_field=None,
+                context_path=context_path,
+                polling_path=None,
+                polling_regex=None,
+                no_default_polling=False,
+                exclude_user=None,
+                exclude_user_agent=None,
+            ),
+        )
+        found = _read_logs(errors, False, lambda progress: read_requests(request, progress))
+        last_seen = last_seen_from_pairs(found.pairs.select("user", "ts").iter_rows())
+        console.print(f"activity of {len(last_seen)} users read from the logs")
+    directory = _checked(
+        errors,
+        lambda: _connect(product, url, user, token, crowd_url, crowd_app, groups),
+    )
+    try:
+        if freeze:
+            _setup_freeze(console, errors, directory, groups, database, exclude, dry_run)
+        elif rollback:
+            _setup_rollback(
+                console,
+                errors,
+                directory,
+                "crowd" if crowd_url else product,
+                state_dir,
+                force=force,
+                exact=exact,
+                access_group=access_group,
+                dry_run=dry_run,
+                show_all=show_all,
+            )
+        else:
+            options = _checked(
+                errors,
+                lambda: SetupOptions(
+                    enabled_group=enabled_group,
+                    disabled_group=disabled_group,
+                    reserve=reserve,
+                    capacity=capacity,
+                    keep_access=frozenset(keep_access or ()),
+                    excluded=frozenset(exclude or ()),
+                ),
+            )
+            _setup_run(
+                console,
+                errors,
+                directory,
+                options,
+                last_seen,
+                state_dir,
+                access_group=access_group,
+                dry_run=dry_run,
+                show_all=show_all,
+            )
+    except SetupRefused as refusal:
+        for number, line in enumerate(refusal.steps, 1):
+            errors.print(f"  {number}. {line}")
+        raise _fail(errors, f"refused: {refusal}") from None
+    except DirectoryError as error:
+        raise _fail(errors, f"the directory failed: {error}") from None
+    finally:
+        close = getattr(directory, "close", None)
+        if close is not None:
+            close()
+
+
+def _print_connection(console: Console, observed: Observed) -> None:
+    info, licence = observed.info, observed.licence
+    version = f" {info.version}" if info.version else ""
+    console.print(
+        f"{info.product}{version} at {info.base_url} via {info.api}: "
+        f"{licence.licensed} of {licence.tier} seats licensed"
+    )
+
+
+def _setup_run(
+    console: Console,
+    errors: Console,
+    directory: ManagedDirectory,
+    options: SetupOptions,
+    last_seen: Mapping[str, int],
+    state_dir: Path,
+    *,
+    access_group: list[str] | None,
+    dry_run: bool,
+    show_all: bool,
+) -> None:
+    run = prepare_setup(directory, options, last_seen, state_dir, access_groups=access_group)
+    _print_connection(console, run.observed)
+    plan = run.plan
+    _print_plan(console, "floatseat setup" + (" (dry run)" if dry_run else ""), plan, show_all)
+    console.print(
+        f"{len(plan.enabled)} users get one of {plan.capacity} seats in {options.enabled_group}; "
+        f"{len(plan.disabled)} go to {options.disabled_group}"
+    )
+    notes = list(run.observed.warnings) + list(plan.warnings)
+    if run.observed.info.product == "confluence" and any(
+        isinstance(a, RevokeAccess) for a in plan.actions
+    ):
+        notes.append(
+            "Confluence drops every global permission of a group that loses 'Can use' "
+            "(e.g. Create Space): note them first; --rollback gives back 'Can use' only"
+        )
+    _print_notes(console, notes, plan.manual)
+    if dry_run:
+        console.print("dry run: nothing changed")
+        return
+    if run.resuming:
+        taken = run.snapshot.taken_at
+        console.print(f"keeping the original snapshot {run.snapshot_path} (taken {taken})")
+    else:
+        run.snapshot.save(run.snapshot_path)
+        console.print(f"snapshot of the original memberships: {run.snapshot_path}")
+    result = execute(directory, plan, on_manual=_ask_manual(console))
+    _finish(console, errors, result, "setup")
+
+
+def _setup_rollback(
+    console: Console,
+    errors: Console,
+    directory: ManagedDirectory,
+    product: str,
+    state_dir: Path,
+    *,
+    force: bool,
+    exact: bool,
+    access_group: list[str] | None,
+    dry_run: bool,
+    show_all: bool,
+) -> None:
+    run = prepare_rollback(
+        directory, state_dir, product, force=force, exact=exact, access_groups=access_group
+    )
+    _print_connection(console, run.observed)
+    console.print(
+        f"the restore of the snapshot of {run.snapshot.taken_at} licenses "
+        f"{run.would_license} users; the tier is {run.plan.tier}"
+    )
+    title = "floatseat setup --rollback" + (" (dry run)" if dry_run else "")
+    _print_plan(console, title, run.plan, show_all)
+    notes = list(run.observed.warnings) + list(run.plan.warnings)
+    notes += [
+        f"{g} changed since the snapshot; left as it is (--exact restores it)" for g in run.drift
+    ]
+    _print_notes(console, notes, run.plan.manual)
+    if dry_run:
+        console.print("dry run: nothing changed")
+        return
+    result = execute(directory, run.plan, on_manual=_ask_manual(console), allow_over_tier=force)
+    if result.finished:
+        console.print(f"snapshot set aside as {archive_snapshot(run.snapshot_path)}")
+    _finish(console, errors, result, "rollback")
+
+
+def _setup_freeze(
+    console: Console,
+    errors: Console,
+    directory: ManagedDirectory,
+    groups: PoolGroups,
+    database: str,
+    exclude: list[str] | None,
+    dry_run: bool,
+) -> None:
+    import time
+
+    try:
+        result = freeze_holders(
+            directory,
+            database,
+            groups,
+            at=int(time.time()),
+            excluded=exclude or (),
+            dry_run=dry_run,
+        )
+    except EngineError as error:
+        raise _fail(errors, f"the ledger failed: {error}") from None
+    verb = "would pin" if dry_run else "pinned"
+    console.print(
+        f"{verb} {len(result.pinned)} holders of {groups.enabled}"
+        + (f": {_names(result.pinned, False)}" if result.pinned else "")
+        + (f"; {len(result.already)} were pinned already" if result.already else "")
+    )
+    if not dry_run:
+        console.print("floating has stopped for them: the engine keeps their seats until unpinned")
 
 
 @app.command()
