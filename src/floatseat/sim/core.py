@@ -22,6 +22,7 @@ from floatseat.sim.logs import AccessRecord, LogSink
 from floatseat.sim.model import (
     DirectoryKind,
     LicenceRules,
+    SimError,
     SimUser,
     UserDirectory,
     World,
@@ -247,7 +248,7 @@ class Simulator:
             return True
         try:
             groups = {fold(g) for g in self.world.groups_of(name)}
-        except LookupError:
+        except SimError:
             return False
         return fold(ADMINS_GROUP[self.product]) in groups
 
