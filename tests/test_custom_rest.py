@@ -186,6 +186,7 @@ INVALID = [
     ("add_user_to_group", {"url": "/rest/add?access_token=x"}, "url", "carries credentials"),
     ("add_user_to_group", {"query": {"api_key": "x"}}, "query", "carries credentials"),
     ("add_user_to_group", {"query": {"g": 1.5}}, "query", "must be a string"),
+    ("licence", {"query": {"u": "{user}"}}, "query", "{user}: `licence` has no user"),
     ("add_user_to_group", {"headers": {"Authorization": "Basic YTpi"}}, "headers", "may not be"),
     ("add_user_to_group", {"headers": {"Cookie": "JSESSIONID=1"}}, "headers", "may not be"),
     ("add_user_to_group", {"headers": {"X-Api-Key": "k"}}, "headers", "may not be"),
@@ -291,7 +292,7 @@ def toml_blocks(text: str) -> list[str]:
 
 def test_every_example_in_the_docs_loads() -> None:
     blocks = toml_blocks(DOCS.read_text(encoding="utf-8"))
-    assert len(blocks) >= 2  # Jira's own REST API, and ScriptRunner
+    assert len(blocks) >= 3  # Jira's and Confluence's own REST APIs, and ScriptRunner
     for block in blocks:
         templates = parse_toml(block)
         assert "add_user_to_group" in templates.operations
@@ -873,9 +874,15 @@ def jira_sim() -> Iterator[Any]:
         yield sim
 
 
+def docs_example(marker: str) -> str:
+    """The TOML example of the docs that contains `marker`."""
+    (block,) = [b for b in toml_blocks(DOCS.read_text(encoding="utf-8")) if marker in b]
+    return block
+
+
 def jira_directory(sim: Any) -> CustomRestDirectory:
     """The Jira example of the docs, verbatim, with the simulator's PAT."""
-    templates = parse_toml(toml_blocks(DOCS.read_text(encoding="utf-8"))[0])
+    templates = parse_toml(docs_example("/rest/api/2/group/member"))
     return CustomRestDirectory.connect(
         sim.base_url, PersonalAccessToken(sim.admin_token), templates
     )
@@ -928,3 +935,30 @@ def test_the_jira_example_moves_users_between_the_pool_groups_of_the_simulator(
         assert "jira-software-users" in access.groups
     state = jira_sim.state()
     assert state["licence_violations"] == 0
+
+
+def test_the_confluence_example_pages_by_next_links_and_moves_users_by_path() -> None:
+    from simulator import running_simulator
+
+    awkward = "o'brien ?&#ü%2F;x"
+    with running_simulator(
+        product="confluence", users=10, tier=30, member_page_cap=4, active_people=False
+    ) as sim:
+        sim.add_user(awkward)
+        templates = parse_toml(docs_example("/rest/api/user/{user}/group/{group}"))
+        with CustomRestDirectory.connect(sim.base_url, sim.admin_auth, templates) as wiki:
+            state = sim.state()
+            members = wiki.group_members("confluence-users")
+            assert len(members) > 8  # three or more pages of 4
+            assert sorted(members) == sorted(state["groups"]["confluence-users"])
+            assert wiki.licence() == Licence(tier=30, licensed=state["licensed"])
+            assert wiki.create_group("IUM_Enabled") is True
+            for name in (awkward, sim.users[0]):
+                wiki.add_user_to_group(name, "IUM_Enabled")
+                wiki.add_user_to_group(name, "IUM_Enabled")
+            assert sorted(sim.state()["groups"]["IUM_Enabled"]) == sorted([awkward, sim.users[0]])
+            assert wiki.groups_of(awkward) == frozenset({"IUM_Enabled"})
+            wiki.remove_user_from_group(awkward, "IUM_Enabled")
+            wiki.remove_user_from_group(awkward, "IUM_Enabled")
+            assert sim.state()["groups"]["IUM_Enabled"] == [sim.users[0]]
+        assert sim.state()["licence_violations"] == 0

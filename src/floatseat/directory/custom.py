@@ -103,6 +103,8 @@ __all__ = [
     "UNLIMITED_TIER",
     "CustomRestDirectory",
     "CustomTemplates",
+    "Operation",
+    "Paging",
     "Problem",
     "TemplateError",
     "TemplateMissing",
@@ -692,6 +694,7 @@ def _load_operation(
     if "url" not in raw:
         problems.add(name, "url", "missing: the path on the base URL")
     query = field_("query", _parse_query)
+    query_slots = frozenset().union(*(text.slots for _, text in query or ()))
     if url is not None and query:
         url = _Url(url.segments, url.query + query)
     headers = field_("headers", _parse_headers) or ()
@@ -753,7 +756,8 @@ def _load_operation(
             why = "only in paged list operations"
         else:
             why = f"`{name}` has no {slot} to put there"
-        problems.add(name, "url" if url and slot in url.slots else "body", f"{{{slot}}}: {why}")
+        where = "query" if slot in query_slots else "url" if url and slot in url.slots else "body"
+        problems.add(name, where, f"{{{slot}}}: {why}")
     for slot in sorted(spec.placeholders - slots if url is not None else ()):
         problems.add(name, "url", f"{{{slot}}} is never used: the request would not name it")
     if paging is not None and paging.style == "offset" and "start" not in slots:
