@@ -34,7 +34,7 @@ from floatseat.directory.errors import (
     UserNotFound,
 )
 from floatseat.directory.http import AtlassianHttp, PersonalAccessToken, RetryPolicy, make_client
-from floatseat.directory.port import ApplicationAccess, Licence, User
+from floatseat.directory.port import ApplicationAccess, Licence, ManagedDirectory, User
 
 BASE = "https://wiki.example.com/confluence"
 CONTEXT = "/confluence"
@@ -160,6 +160,11 @@ def page(names: list[str], start: int, limit: int, next_link: str | None) -> dic
     }
 
 
+def test_it_implements_the_managed_directory_port() -> None:
+    managed: ManagedDirectory = directory(Wiki())  # mypy checks the structure
+    assert callable(managed.info)
+
+
 # -- probing the version -------------------------------------------------------------------
 
 
@@ -177,11 +182,11 @@ def test_info_on_8_2_or_later_says_rest_and_logs_it(caplog: pytest.LogCaptureFix
 
 def test_info_before_8_2_checks_the_remote_api_and_says_json_rpc() -> None:
     wiki = Wiki("8.1.4")
-    wiki.rpc("getServerInfo", lambda params: rpc_result({"majorVersion": 8, "minorVersion": 1}))
+    wiki.rpc("hasGroup", lambda params: rpc_result(True))
     info = directory(wiki).info()
     assert info.api == API_JSON_RPC == "JSON-RPC (7.16–8.1 fallback)"
     assert info.version == "8.1.4"
-    assert wiki.rpc_calls() == [("getServerInfo", [])]  # no token argument over JSON-RPC
+    assert wiki.rpc_calls() == [("hasGroup", ["IUM_Enabled"])]  # no token argument
     rpc = wiki.requests[-1]
     assert rpc.method == "POST"
     assert rpc.url.raw_path == b"/confluence/rpc/json-rpc/confluenceservice-v2"
@@ -206,7 +211,7 @@ def test_the_version_is_probed_once_and_only_when_needed() -> None:
 
 def test_a_stated_version_skips_the_manifest() -> None:
     wiki = Wiki(version=None)
-    wiki.rpc("getServerInfo", lambda params: rpc_result({}))
+    wiki.rpc("hasGroup", lambda params: rpc_result(False))
     info = directory(wiki, version="7.19.14").info()
     assert info.api == API_JSON_RPC
     assert [r.url.path for r in wiki.requests] == ["/confluence/rpc/json-rpc/confluenceservice-v2"]
@@ -252,7 +257,7 @@ def test_a_manifest_of_another_product_is_refused() -> None:
 )
 def test_a_disabled_remote_api_says_what_to_enable(reply: httpx.Response, why: str) -> None:
     wiki = Wiki("7.19.14")
-    wiki.rpc("getServerInfo", lambda params: reply)
+    wiki.rpc("hasGroup", lambda params: reply)
     with pytest.raises(ManualStepRequired) as raised:
         directory(wiki).info()
     assert "Remote API" in str(raised.value), why
@@ -785,7 +790,6 @@ def test_grant_to_a_missing_group_raises_group_not_found() -> None:
 
 def test_grant_falls_back_to_json_rpc_where_rest_cannot() -> None:
     wiki = rpc_wiki([], {"ium_enabled"})
-    wiki.rpc("getServerInfo", lambda params: rpc_result({}))
     wiki.rpc("addGlobalPermission", lambda params: rpc_result(True))
     wiki.rpc("removeGlobalPermission", lambda params: rpc_result(True))
     confluence = directory(wiki)
@@ -800,7 +804,7 @@ def test_grant_falls_back_to_json_rpc_where_rest_cannot() -> None:
 
 def test_grant_without_rest_or_remote_api_gives_the_click_path() -> None:
     wiki = Wiki("8.5.4")
-    wiki.rpc("getServerInfo", lambda params: not_found("Not Found"))
+    wiki.rpc("hasGroup", lambda params: not_found("Not Found"))
     with pytest.raises(ManualStepRequired) as raised:
         directory(wiki).grant_application_access("IUM_Enabled")
     steps = " | ".join(raised.value.steps)
@@ -811,7 +815,7 @@ def test_grant_without_rest_or_remote_api_gives_the_click_path() -> None:
 
 def test_revoke_without_any_api_names_the_group_to_untick() -> None:
     wiki = Wiki("8.5.4")
-    wiki.rpc("getServerInfo", lambda params: not_found("Not Found"))
+    wiki.rpc("hasGroup", lambda params: not_found("Not Found"))
     with pytest.raises(ManualStepRequired) as raised:
         directory(wiki).revoke_application_access("confluence-users")
     assert any("Untick 'Can use' for 'confluence-users'" in s for s in raised.value.steps)

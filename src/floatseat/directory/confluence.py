@@ -42,7 +42,7 @@ What was checked, and where (the search corpus of stored public pages and code; 
   Confluence's own `XhtmlSoapService` (decompiled, public): `addUserToGroup(token, username,
   groupname)`, `removeUserFromGroup(token, username, groupname)`, `addGroup(token,
   groupname)`, `hasGroup(token, groupname)`, `getUserGroups(token, username)`,
-  `getServerInfo(token)`, `addGlobalPermission(token, permission, remoteEntityName)`,
+  `addGlobalPermission(token, permission, remoteEntityName)`,
   `removeGlobalPermission(token, permission, remoteEntityName)`. No RPC method *reads* the
   global permissions. The "Can use" permission string is `SpacePermission.
   USE_CONFLUENCE_PERMISSION = "USECONFLUENCE"` (Confluence source).
@@ -584,9 +584,9 @@ class ConfluenceDirectory:
     # -- JSON-RPC ------------------------------------------------------------------------
 
     def _check_rpc(self) -> None:
-        """One harmless call, so that a disabled Remote API is reported before any change."""
+        """One harmless read, so that a disabled Remote API is reported before any change."""
         if not self._rpc_checked:
-            self._rpc("getServerInfo")
+            self._rpc("hasGroup", self.groups.enabled)
             self._rpc_checked = True
 
     def _rpc(self, method: str, *params: object) -> Any:
