@@ -128,6 +128,11 @@ def observe(
             ) from None
         access_set, defaults, from_api = named, frozenset(), False
     pool_groups = {groups.enabled, groups.disabled}
+    # Group names compare case-insensitively (Confluence reports them in lower case): spell
+    # the access groups as setup and the admin name them.
+    spelling = {g.casefold(): g for g in (*pool_groups, *also, *optional)}
+    access_set = frozenset(spelling.get(g.casefold(), g) for g in access_set)
+    defaults = frozenset(spelling.get(g.casefold(), g) for g in defaults)
     relevant = sorted(access_set | defaults | pool_groups | set(also) | set(optional))
     members: dict[str, frozenset[str]] = {}
     for group in relevant:
@@ -147,8 +152,9 @@ def observe(
     else:
         directly = frozenset()
         inactive = frozenset()
-        if len(licensed_groups_members) > licence.licensed:
-            # Some members do not count: find the deactivated ones.
+        if licensed_groups_members:
+            # The product cannot list who counts: look every member up for deactivated ones
+            # (one call each; a count alone cannot tell them from direct grants).
             inactive = frozenset(
                 u
                 for u in sorted(licensed_groups_members)
