@@ -236,6 +236,23 @@ def test_members_are_read_page_by_page_until_an_empty_page() -> None:
     assert server.done()
 
 
+def test_a_server_that_ignores_start_index_does_not_loop_us_forever() -> None:
+    server = Server(
+        (
+            "GET",
+            f"{C}/user/group/direct?username=bob&start-index=0&max-results=1000",
+            reply(200, groups("a", "b")),
+        ),
+        (
+            "GET",
+            f"{C}/user/group/direct?username=bob&start-index=2&max-results=1000",
+            reply(200, groups("a", "b")),
+        ),
+    )
+    assert crowd(server).groups_of("bob") == {"a", "b"}
+    assert server.done()
+
+
 def test_members_of_a_missing_group_raise_group_not_found() -> None:
     server = Server(
         (

@@ -391,8 +391,13 @@ class CrowdDirectory:
         key: str,
         not_found: type[NotFound],
     ) -> Iterator[str]:
-        """The `name` of every entry under `key`, page by page until an empty page."""
+        """The `name` of every entry under `key`, page by page until an empty page.
+
+        A page that brings no name not seen yet also ends the list: a server that ignores
+        `start-index` serves the whole list every time, and must not loop us forever.
+        """
         start = 0
+        seen: set[str] = set()
         while True:
             response = self.http.request(
                 "GET",
@@ -408,9 +413,15 @@ class CrowdDirectory:
             ]
             if len(names) != len(entries):
                 raise UnexpectedResponse(f"{path}: an entry without a name")
-            yield from names
-            if not entries:
+            fresh = [n for n in names if n not in seen]
+            if not fresh:
                 return
+            if len(fresh) < len(names):
+                log.debug(
+                    "%s repeated %d names at start-index %d", path, len(names) - len(fresh), start
+                )
+            seen.update(fresh)
+            yield from fresh
             start += len(entries)
 
     def _group_exists(self, group: str) -> bool:
