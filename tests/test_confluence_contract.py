@@ -136,11 +136,6 @@ def test_rest_missing_names_and_deactivated_users() -> None:
         assert user is not None and not user.active
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UserNotFound,
-    reason="the simulator has no GET /rest/api/user/memberof (Atlassian's DC REST docs do)",
-)
 def test_rest_groups_of_uses_memberof() -> None:
     with confluence() as (sim, directory, _):
         assert "confluence-users" in directory.groups_of(sim.users[0])

@@ -12,8 +12,8 @@ Control API:
 - ``GET|POST|DELETE /_sim/faults``, ``DELETE /_sim/faults/{id}``: see `floatseat.sim.faults`;
 - ``POST /_sim/advance`` ``{"seconds": s}``: move the clock, run the virtual users;
 - ``POST /_sim/sync``: the product synchronises its Crowd directory now;
-- ``POST /_sim/licence`` ``{"tier", "can_use", "grants", "admin_groups"}``: the licence and
-  Confluence's global permissions (Jira's role groups go through its REST API);
+- ``POST /_sim/licence`` ``{"tier", "can_use", "grants", "admin_groups", "sysadmin_groups"}``:
+  the licence and Confluence's global permissions (Jira's role groups go through its REST API);
 - ``POST /_sim/users`` ``{"name", "directory", "groups", "active", "password"}`` and
   ``PATCH /_sim/users/{name}`` ``{"active": bool}``: set-up of users.
 """
@@ -29,7 +29,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from floatseat.sim import confluence, crowd, jira
+from floatseat.sim import confluence, crowd, jira, permissions
 from floatseat.sim.core import Simulator
 from floatseat.sim.errors import Refusal, refusal_response
 from floatseat.sim.faults import Fault
@@ -47,6 +47,7 @@ def create_app(sim: Simulator) -> FastAPI:
     app.state.sim = sim
     if sim.product == "confluence":
         app.include_router(confluence.router)
+        app.include_router(permissions.router)
     else:
         app.include_router(jira.router)
     app.include_router(confluence.manifest_router)
@@ -245,6 +246,7 @@ def _control(app: FastAPI, sim: Simulator) -> None:
             can_use=body.get("can_use"),
             grants=body.get("grants"),
             admin_groups=body.get("admin_groups"),
+            sysadmin_groups=body.get("sysadmin_groups"),
         )
         return JSONResponse(sim.snapshot())
 

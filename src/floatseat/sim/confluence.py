@@ -2,10 +2,13 @@
 
 Sources (shared/reference/atlassian.md §1): the DC REST docs for User, Group, User Group
 (8.2+, idempotent, 204) and Admin Group (8.2+); the licence resource `{"count": N}`; the
-9.3+ list of licensed users. Group members are paged with `start`/`limit`; the server caps
-`limit` (200 here) and gives `_links.next` while more remain, so a short page is the last.
-Before 8.2 the REST API has no membership resources (404), and the JSON-RPC service
-`/rpc/json-rpc/confluenceservice-v2` is the way, when the Remote API is enabled.
+9.3+ list of licensed users; `GET /rest/api/user/memberof` (a page of groups). Lists are
+paged with `start`/`limit`; the server caps `limit` (200 here) and gives `_links.next` while
+more remain, so a short page is the last. Before 8.2 the REST API has no membership
+resources (404), and the JSON-RPC service `/rpc/json-rpc/confluenceservice-v2` is the way,
+when the Remote API is enabled (off by default from 8.x: see `SimConfig.remote_api_enabled`).
+Global permissions, over REST from 9.2.5 and over JSON-RPC, live in
+`floatseat.sim.permissions`; `getServerInfo` answers the Remote API's ServerInfo struct.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from xml.sax.saxutils import escape
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from floatseat.sim import permissions
 from floatseat.sim.core import Simulator
 from floatseat.sim.errors import (
     Refusal,
@@ -96,7 +100,11 @@ def page(
     chunk = items[start : start + limit]
     base = base_of(request)
     links: dict[str, str] = {"base": base, "context": ""}
-    extra = "".join(f"&{k}={quote(v)}" for k, v in request.query_params.items() if k in ("expand",))
+    extra = "".join(
+        f"&{k}={quote(v, safe='')}"
+        for k, v in request.query_params.items()
+        if k in ("expand", "username", "key")
+    )
     links["self"] = f"{base}{path}"
     if start + limit < len(items):
         links["next"] = f"{path}?limit={limit}&start={start + limit}{extra}"
@@ -140,6 +148,42 @@ def current_user(request: Request) -> JSONResponse:
     with sim.lock:
         user = sim.world.user(auth.user)
         return JSONResponse(user_json(user, base_of(request), expands(request)))
+
+
+@router.get("/rest/api/user/memberof")
+def member_of(request: Request) -> JSONResponse:
+    """The groups a user belongs to directly, paged like every Confluence list.
+
+    DC REST docs, User: `GET /rest/api/user/memberof?username=|key=[&start&limit]`, a page
+    of groups (`{"type": "group", "name", "_links"}`); no such user: 404.
+    """
+    require_user(request)
+    sim = sim_of(request)
+    username = request.query_params.get("username")
+    key = request.query_params.get("key")
+    base = base_of(request)
+    with sim.lock:
+        if username:
+            user = sim.world.find_user(username)
+        elif key:
+            user = sim.world.user_by_key(key)
+        else:
+            raise Refusal(400, "username or key is required")
+        if user is None:
+            what = f"username: {username}" if username else f"key: {key}"
+            raise Refusal(404, f"No user found with {what}")
+        groups = [group_json(g, base) for g in sim.world.groups_of(user.name)]
+    return JSONResponse(
+        page(request, groups, cap=sim.config.member_page_cap, path="/rest/api/user/memberof")
+    )
+
+
+def group_json(name: str, base: str) -> dict[str, Any]:
+    return {
+        "type": "group",
+        "name": name,
+        "_links": {"self": f"{base}/rest/api/group/{quote(name)}"},
+    }
 
 
 @router.get("/rest/api/group")
@@ -319,7 +363,11 @@ def write_content(request: Request) -> JSONResponse:
 
 # -- JSON-RPC --------------------------------------------------------------------------------
 
-RPC_DISABLED = "Remote API is not enabled on this server. Ask your administrator to enable it."
+# The text of Confluence's XML-RPC and SOAP servlets when `allowRemoteApi` is off (decompiled
+# `XmlRpcServer` / `AxisSoapServer`, which answer it with HTTP 403). Whether the JSON-RPC
+# plugin answers 403 too is UNVERIFIED: it is kept as a JSON-RPC error here.
+RPC_DISABLED = "Remote API is not enabled on this server. Ask a site administrator to enable it."
+ANYONE_RPC = frozenset({"hasUser", "hasGroup", "getUser", "getServerInfo"})
 
 
 @router.post("/rpc/json-rpc/confluenceservice-v2")
@@ -341,11 +389,11 @@ async def json_rpc(request: Request) -> JSONResponse:
     if not sim.config.remote_api_enabled:
         return _rpc_error(call_id, 0, RPC_DISABLED)
     auth = require_user(request)
-    if not auth.admin and method not in ("hasUser", "hasGroup", "getUser"):
+    if not auth.admin and method not in ANYONE_RPC:
         return _rpc_error(call_id, 0, f"User '{auth.user}' is not a Confluence administrator")
     try:
         with sim.lock:
-            result = _rpc_call(sim, str(method), params, read_only_fault(request))
+            result = _rpc_call(sim, str(method), params, read_only_fault(request), base_of(request))
     except SimError as exc:
         return _rpc_error(call_id, 0, _rpc_message(exc))
     except (IndexError, TypeError):
@@ -361,9 +409,13 @@ def _rpc_message(exc: SimError) -> str:
     return str(exc)
 
 
-def _rpc_call(sim: Simulator, method: str, p: list[Any], read_only: bool) -> Any:
+def _rpc_call(sim: Simulator, method: str, p: list[Any], read_only: bool, base: str) -> Any:
     w = sim.world
     now = sim.now()
+    if method == "getServerInfo":
+        return server_info(sim, base)
+    if method in ("addGlobalPermission", "addGlobalPermissions", "removeGlobalPermission"):
+        return permissions.rpc_change(w, method, p, now)
     if method == "addUserToGroup":
         w.add_member(str(p[0]), str(p[1]), now, read_only=read_only)
         return True
@@ -396,6 +448,20 @@ def _rpc_call(sim: Simulator, method: str, p: list[Any], read_only: bool) -> Any
         w.set_active(str(p[0]), method == "reactivateUser", now)
         return True
     raise LookupError(method)
+
+
+def server_info(sim: Simulator, base: str) -> dict[str, Any]:
+    """`getServerInfo`: the Remote API's ServerInfo struct (majorVersion, minorVersion,
+    patchLevel, buildId, developmentBuild, baseUrl), as its public clients read it."""
+    major, minor, patch = (list(sim.config.version_tuple) + [0, 0])[:3]
+    return {
+        "majorVersion": major,
+        "minorVersion": minor,
+        "patchLevel": patch,
+        "buildId": str(build_number("confluence", sim.config.version_tuple)),
+        "developmentBuild": False,
+        "baseUrl": base,
+    }
 
 
 def _rpc_error(call_id: Any, code: int, message: str) -> JSONResponse:

@@ -12,7 +12,7 @@ import binascii
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,7 +67,9 @@ class SimConfig:
     crowd_app: str = "floatseat"
     crowd_password: str = "floatseat"
     crowd_sync_interval_s: float | None = None  # sync on this simulated period; None: manual
-    remote_api: bool | None = None  # Confluence JSON-RPC; None: on for 7.x, off for 8+
+    # Confluence's "Remote API (XML-RPC & SOAP)" switch, which also gates JSON-RPC. None: on
+    # for 7.x, off for 8+ (see `remote_api_enabled`).
+    remote_api: bool | None = None
     member_page_cap: int = 200  # Confluence caps `limit` of group members
     jira_page_cap: int = 50
     user_search_cap: int = 1000
@@ -99,6 +101,16 @@ class SimConfig:
 
     @property
     def remote_api_enabled(self) -> bool:
+        """Whether the Remote API is on.
+
+        Confluence itself ships it off in every version: `Settings.allowRemoteApi = false`
+        (decompiled `com.atlassian.confluence.setup.settings.Settings`), and "Enabling the
+        Remote API" says "you need to enable the APIs from the Administration Console". So
+        8.x/9.x default to off, as a fresh instance is. 7.x defaults to on only because the
+        simulated 7.x instance stands for one prepared for floatseat (before 8.2 the Remote
+        API is the only way to change groups, so its admin has turned it on); pass
+        `remote_api=False` for an untouched 7.x.
+        """
         if self.remote_api is not None:
             return self.remote_api
         return self.version_tuple < (8,)
@@ -158,14 +170,22 @@ class Simulator:
                 UserDirectory("LDAP (Read Only, with Local Groups)", "read_only_local_groups")
             )
         users_group, admins_group = USERS_GROUP[c.product], ADMINS_GROUP[c.product]
-        rules = LicenceRules(
-            product=c.product,
-            tier=c.tier,
-            can_use=frozenset({fold(users_group)}),
-            admin_groups=frozenset({fold(admins_group)})
-            if c.product == "confluence"
-            else frozenset(),
-        )
+        if c.product == "confluence":
+            # A fresh Confluence's Global Permissions (UNVERIFIED, from the screen as commonly
+            # seen): confluence-users "Can use"; confluence-administrators "Can use",
+            # Confluence Administrator and System Administrator.
+            admins = frozenset({fold(admins_group)})
+            rules = LicenceRules(
+                product=c.product,
+                tier=c.tier,
+                can_use=frozenset({fold(users_group)}) | admins,
+                admin_groups=admins,
+                sysadmin_groups=admins,
+            )
+        else:
+            rules = LicenceRules(
+                product=c.product, tier=c.tier, can_use=frozenset({fold(users_group)})
+            )
         world = World(directories, rules, default_groups=[users_group])
         for group in (users_group, admins_group):
             world.create_group(group)
@@ -293,18 +313,22 @@ class Simulator:
         can_use: list[str] | None = None,
         grants: list[str] | None = None,
         admin_groups: list[str] | None = None,
+        sysadmin_groups: list[str] | None = None,
     ) -> None:
         """Change the licence or who it covers (Confluence's Global Permissions screen)."""
         with self.lock:
             r = self.world.rules
-            new = LicenceRules(
-                product=r.product,
+
+            def folded(new: list[str] | None, old: frozenset[str]) -> frozenset[str]:
+                return old if new is None else frozenset(map(fold, new))
+
+            new = replace(
+                r,
                 tier=r.tier if tier is None else tier,
-                can_use=r.can_use if can_use is None else frozenset(map(fold, can_use)),
-                admin_groups=(
-                    r.admin_groups if admin_groups is None else frozenset(map(fold, admin_groups))
-                ),
-                grants=r.grants if grants is None else frozenset(map(fold, grants)),
+                can_use=folded(can_use, r.can_use),
+                admin_groups=folded(admin_groups, r.admin_groups),
+                grants=folded(grants, r.grants),
+                sysadmin_groups=folded(sysadmin_groups, r.sysadmin_groups),
             )
             self.world.set_rules(new, self.now(), "licence or permissions changed")
 
@@ -349,10 +373,12 @@ class Simulator:
                     {"licensed": v.licensed, "tier": v.tier, "cause": v.cause, "at": v.at}
                     for v in w.violations
                 ],
-                "licensing_groups": sorted(w.rules.can_use | w.rules.admin_groups),
+                "licensing_groups": sorted(w.rules.licensing_groups),
                 "can_use": sorted(w.rules.can_use),
                 "admin_groups": sorted(w.rules.admin_groups),
+                "sysadmin_groups": sorted(w.rules.sysadmin_groups),
                 "grants": sorted(w.rules.grants),
+                "admin_grants": sorted(w.rules.admin_grants),
                 "groups": {g: [u.name for u in w.members_of(g)] for g in w.group_names()},
                 "directories": [
                     {

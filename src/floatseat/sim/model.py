@@ -9,8 +9,9 @@ Rules, as the products apply them (shared/reference/atlassian.md §1-§3, §9):
   refuses every membership change; "read_only_local_groups" LDAP accepts changes to groups
   that are local (not from LDAP) and refuses changes to its LDAP groups.
 - Confluence counts, once each and active users only: members of a group with "Can use",
-  individual "Can use" grants, and holders of the Confluence/System Administrators
-  permissions. Jira counts active users in any group of the application role.
+  individual "Can use" grants, and holders of the Confluence Administrator / System
+  Administrator global permissions (through a group or individually). Jira counts active
+  users in any group of the application role.
 - A change that leaves more users licensed than the tier, and more than before, is a
   licence violation. The change still happens (the products accept it); Confluence then
   turns read-only.
@@ -135,13 +136,30 @@ class UserDirectory:
 
 @dataclass(frozen=True)
 class LicenceRules:
-    """Who counts. Confluence: `can_use` groups, `admin_groups`, `grants`; Jira: role groups."""
+    """Who counts. Confluence: its global permissions; Jira: the application role's groups.
+
+    Confluence's global permissions that license a user, each a set of folded names:
+    "Can use" (`can_use` groups, `grants` users), "Confluence Administrator"
+    (`admin_groups`, `admin_grants`) and "System Administrator" (`sysadmin_groups`).
+    """
 
     product: Literal["confluence", "jira"]
     tier: int
     can_use: frozenset[str]  # folded; Jira: the application role's groups
     admin_groups: frozenset[str] = frozenset()  # folded; Confluence only
     grants: frozenset[str] = frozenset()  # folded usernames; Confluence only
+    sysadmin_groups: frozenset[str] = frozenset()  # folded; Confluence only
+    admin_grants: frozenset[str] = frozenset()  # folded usernames with an admin permission
+
+    @property
+    def licensing_groups(self) -> frozenset[str]:
+        """Groups whose active members count against the tier."""
+        return self.can_use | self.admin_groups | self.sysadmin_groups
+
+    @property
+    def licensed_names(self) -> frozenset[str]:
+        """Users who count through an individual grant."""
+        return self.grants | self.admin_grants
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,9 @@ class World:
     directories: list[UserDirectory]
     rules: LicenceRules
     default_groups: list[str] = field(default_factory=list)  # Jira role's defaultGroups
+    # Confluence's global permissions that license no one ("space create", "personal_space
+    # create"): folded group -> (targetType, operationKey) pairs.
+    other_permissions: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
 
     # -- lookups -----------------------------------------------------------------------------
@@ -246,13 +267,13 @@ class World:
     def licensed_users(self) -> list[SimUser]:
         """Users who count against the tier now, each once, sorted by name."""
         rules = self.rules
-        licensing = rules.can_use | rules.admin_groups
+        licensing = rules.licensing_groups
         result: list[SimUser] = []
         for user in self.all_users():
             if not user.active:
                 continue
             key = fold(user.name)
-            if key in rules.grants or any(
+            if key in rules.licensed_names or any(
                 key in self._directory_members(user, g) for g in licensing
             ):
                 result.append(user)
@@ -268,10 +289,9 @@ class World:
         key = fold(user)
         if not directory.users[key].active:
             return False
-        if key in self.rules.grants:
+        if key in self.rules.licensed_names:
             return True
-        licensing = self.rules.can_use | self.rules.admin_groups
-        return any(key in directory.members.get(g, ()) for g in licensing)
+        return any(key in directory.members.get(g, ()) for g in self.rules.licensing_groups)
 
     def over_tier(self) -> bool:
         return self.licensed_count() > self.rules.tier
