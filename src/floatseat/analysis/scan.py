@@ -11,6 +11,7 @@ pairs, not the number of lines.
 
 from __future__ import annotations
 
+import array
 import io
 import sys
 from collections import deque
@@ -22,6 +23,7 @@ from typing import BinaryIO
 
 import polars as pl
 
+from floatseat.analysis import fastscan
 from floatseat.domain.activity import CountingRules
 from floatseat.logs.escapes import unescape
 from floatseat.logs.pattern import CompiledPattern, canonical_user
@@ -131,10 +133,11 @@ def _scan_blocks(
     alone leaves one idle part of the time; line numbers are fixed up when merging.
     """
     result = FileScan(name)
+    plan = fastscan.compile_plan(pattern, rules)
     with ThreadPoolExecutor(max_workers=SCAN_THREADS) as pool:
         pending: deque[Future[FileScan]] = deque()
         for block in blocks:
-            pending.append(pool.submit(_scan_block, name, block, pattern, rules))
+            pending.append(pool.submit(_scan_block, name, block, pattern, rules, plan))
             if len(pending) > SCAN_THREADS:  # bounds the blocks held in memory
                 _merge(result, pending.popleft().result())
         while pending:
@@ -143,6 +146,55 @@ def _scan_blocks(
 
 
 def _scan_block(
+    name: str,
+    block: bytes,
+    pattern: CompiledPattern,
+    rules: CountingRules,
+    plan: fastscan.Plan | None = None,
+) -> FileScan:
+    if plan is not None:
+        return _scan_block_native(name, block, pattern, rules, plan)
+    return _scan_block_polars(name, block, pattern, rules)
+
+
+def _scan_block_native(
+    name: str, block: bytes, pattern: CompiledPattern, rules: CountingRules, plan: fastscan.Plan
+) -> FileScan:
+    """The C scanner reads what it can decide; the lines it cannot go the Polars way."""
+    found = fastscan.scan_native(block, plan)
+    part = FileScan(name)
+    part.rows = found["rows"]
+    part.lines = found["rows"] - found["blank"]
+    part.malformed = found["malformed"]
+    part.malformed_rows = list(found["malformed_rows"])
+    if found["uid"].length:
+        # Users come as logged (ASCII, escapes kept); canonical as in _to_pairs.
+        canonical = [canonical_user(unescape(raw)) for raw in found["users"]]
+        pairs = pl.DataFrame(
+            [pl.Series(found[c]).alias(c) for c in ("uid", "ts", "n")]  # zero-copy, via Arrow
+        )
+        excluded = [i for i, user in enumerate(canonical) if user in rules.excluded_users]
+        if excluded:
+            pairs = pairs.filter(~pl.col("uid").is_in(excluded))
+        users = pl.Series("user", canonical, dtype=pl.String)
+        pairs = pairs.select(users.gather(pairs["uid"]), "ts", "n")
+        if len(set(canonical)) < len(canonical):  # 'Ann' and 'ann' in one block
+            pairs = pairs.group_by("user", "ts").agg(pl.col("n").sum())
+        part.pair_frames.append(pairs)
+    if found["undecided"]:
+        rows = array.array("I")
+        rows.frombytes(found["undecided_rows"])
+        rest = _scan_block_polars(name, found["undecided"], pattern, rules)
+        assert rest.rows == len(rows), (rest.rows, len(rows))
+        part.lines += rest.lines - rest.rows  # those lines were counted as non-blank
+        part.malformed += rest.malformed
+        mapped = [rows[r - 1] + 1 for r in rest.malformed_rows]
+        part.malformed_rows = sorted(part.malformed_rows + mapped)[:MALFORMED_EXAMPLES]
+        part.pair_frames.extend(rest.pair_frames)
+    return part
+
+
+def _scan_block_polars(
     name: str, block: bytes, pattern: CompiledPattern, rules: CountingRules
 ) -> FileScan:
     part = FileScan(name)
@@ -210,6 +262,7 @@ def _add(
         # A time that matched the pattern but is no real instant (29 Feb 2025): malformed too.
         result.malformed += int(bad_time_rows[0])
         result.malformed_rows.extend(bad_time_rows[1])
+        result.malformed_rows.sort()  # the first line numbers, whichever way they failed
     result.pair_frames.append(pairs)
     del result.malformed_rows[MALFORMED_EXAMPLES:]
     return read
