@@ -392,3 +392,25 @@ def test_credentials_appear_in_no_error_repr_or_log(
     for secret in secrets:
         for text in seen:
             assert secret not in text
+
+
+def test_per_call_headers_go_with_that_call_and_every_retry_only() -> None:
+    server = Server(status(503), status(200, {}), status(200, {}))
+    http, _ = connect(server)
+    with http:
+        http.request("PUT", "/rest/api/2/applicationrole/x", headers={"If-Match": '"abc"'})
+        http.request("GET", "/rest/api/2/applicationrole/x")
+    assert [r.headers.get("If-Match") for r in server.requests] == ['"abc"', '"abc"', None]
+    assert all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in server.requests)
+
+
+def test_per_call_headers_cannot_replace_the_credentials() -> None:
+    http, _ = connect(Server(status(200, {})))
+    with http, pytest.raises(ValueError, match="credentials"):
+        http.request("GET", "/x", headers={"authorization": "Basic eDp5"})
+
+
+def test_scrub_masks_every_credential_the_client_sends() -> None:
+    http, _ = connect(Server(status(200, {})), auth=("admin", PASSWORD))
+    with http:
+        assert http.scrub(f"echo: {PASSWORD}!") == "echo: ***!"

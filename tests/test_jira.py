@@ -177,6 +177,15 @@ REFERENCE_ROLE = {
 }
 
 ROLE_URL = f"{J}/applicationrole/jira-software"
+ROLES_URL = f"{J}/applicationrole"
+SERVICE_DESK_ROLE = {**REFERENCE_ROLE, "key": "jira-servicedesk", "groups": ["sd-agents"]}
+
+
+def roles(role_: dict[str, object], etag: str = '"7a1c"') -> httpx.Response:
+    """`GET /applicationrole`: every role, and the roles' version hash as the ETag."""
+    return httpx.Response(200, json=[SERVICE_DESK_ROLE, role_], headers={"ETag": etag})
+
+
 ALREADY = "Cannot add user. 'bob' is already a member of 'IUM_Enabled'"
 READ_ONLY = "You cannot add user 'bob' to group 'IUM_Enabled'. The user's directory is read only."
 
@@ -749,36 +758,44 @@ def test_application_access_is_the_roles_groups_and_default_groups() -> None:
 
 def test_granting_access_puts_the_role_with_every_other_group_kept() -> None:
     after = role(groups=["jira-software-users", "jira-testers", "IUM_Enabled"])
-    server = Jira(
-        ("GET", ROLE_URL, reply(200, REFERENCE_ROLE)), ("PUT", ROLE_URL, reply(200, after))
-    )
+    server = Jira(("GET", ROLES_URL, roles(REFERENCE_ROLE)), ("PUT", ROLE_URL, reply(200, after)))
     jira(server).grant_application_access("IUM_Enabled")
     assert server.body(1) == {
         "groups": ["jira-software-users", "jira-testers", "IUM_Enabled"],
         "defaultGroups": ["jira-software-users"],
     }
+    assert server.requests[1].headers["If-Match"] == '"7a1c"'
+
+
+def test_a_role_changed_meanwhile_is_read_again_and_the_change_made_once() -> None:
+    after = role(groups=["jira-software-users", "jira-testers", "new-team", "IUM_Enabled"])
+    server = Jira(
+        ("GET", ROLES_URL, roles(REFERENCE_ROLE, '"old"')),
+        ("PUT", ROLE_URL, reply(412, {"errorMessages": ["version hash mismatch"]})),
+        ("GET", ROLES_URL, roles(role(groups=[*REFERENCE_ROLE["groups"], "new-team"]), '"new"')),
+        ("PUT", ROLE_URL, reply(200, after)),
+    )
+    jira(server).grant_application_access("IUM_Enabled")
+    assert server.body(3)["groups"] == after["groups"]
+    assert server.requests[3].headers["If-Match"] == '"new"'
 
 
 def test_granting_access_a_group_already_has_changes_nothing() -> None:
-    server = Jira(("GET", ROLE_URL, reply(200, role(groups=["ium_enabled"]))))
+    server = Jira(("GET", ROLES_URL, roles(role(groups=["ium_enabled"]))))
     jira(server).grant_application_access("IUM_Enabled")
     assert server.done()
 
 
 def test_revoking_access_drops_the_group_and_its_default_status() -> None:
     after = role(groups=["jira-testers"], defaultGroups=[])
-    server = Jira(
-        ("GET", ROLE_URL, reply(200, REFERENCE_ROLE)), ("PUT", ROLE_URL, reply(200, after))
-    )
+    server = Jira(("GET", ROLES_URL, roles(REFERENCE_ROLE)), ("PUT", ROLE_URL, reply(200, after)))
     jira(server).revoke_application_access("jira-software-users")
     assert server.body(1) == {"groups": ["jira-testers"], "defaultGroups": []}
 
 
 def test_revoking_access_can_keep_the_default_group() -> None:
     after = role(groups=["jira-software-users"])
-    server = Jira(
-        ("GET", ROLE_URL, reply(200, REFERENCE_ROLE)), ("PUT", ROLE_URL, reply(200, after))
-    )
+    server = Jira(("GET", ROLES_URL, roles(REFERENCE_ROLE)), ("PUT", ROLE_URL, reply(200, after)))
     jira(server).revoke_application_access("jira-testers", default_group=False)
     assert server.body(1) == {
         "groups": ["jira-software-users"],
@@ -788,7 +805,7 @@ def test_revoking_access_can_keep_the_default_group() -> None:
 
 def test_a_role_that_comes_back_different_is_reported() -> None:
     server = Jira(
-        ("GET", ROLE_URL, reply(200, REFERENCE_ROLE)), ("PUT", ROLE_URL, reply(200, REFERENCE_ROLE))
+        ("GET", ROLES_URL, roles(REFERENCE_ROLE)), ("PUT", ROLE_URL, reply(200, REFERENCE_ROLE))
     )
     with pytest.raises(UnexpectedResponse, match="someone else"):
         jira(server).grant_application_access("IUM_Enabled")

@@ -224,3 +224,23 @@ def test_a_move_the_server_applies_after_the_client_gave_up_lands_once() -> None
             jira.remove_user_from_group(user, DISABLED)
             assert user not in members(s, DISABLED)
             assert s.state()["licence_violations"] == 0
+
+
+def test_a_stale_role_version_is_refused_and_a_grant_keeps_the_newer_groups() -> None:
+    with running_simulator(product="jira", users=4, tier=10) as handle:
+        with handle.http() as admin:
+            first = admin.get("/rest/api/2/applicationrole")
+            stale = first.headers["ETag"]
+            assert admin.post("/rest/api/2/group", json={"name": "new-team"}).status_code == 201
+            body = {"groups": [*first.json()[0]["groups"], "new-team"]}
+            role_url = "/rest/api/2/applicationrole/jira-software"
+            changed = admin.put(role_url, json=body, headers={"If-Match": stale})
+            assert changed.status_code == 200
+            refused = admin.put(role_url, json=body, headers={"If-Match": stale})
+            assert refused.status_code == 412
+        with JiraDirectory.connect(handle.base_url, handle.admin_auth, policy=FAST) as jira:
+            jira.create_group(ENABLED)
+            jira.grant_application_access(ENABLED)
+            groups = {g.lower() for g in jira.application_access().groups}
+        assert {"new-team", ENABLED.lower()} <= groups
+        assert handle.state()["licence_violations"] == 0

@@ -55,7 +55,6 @@ templates that contain the connection's own password or token.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import math
 import re
@@ -930,20 +929,6 @@ def _load_paging(name: str, raw: object, problems: _Collector) -> Paging | None:
     )
 
 
-# -- headers through the shared HTTP layer ----------------------------------------------------
-
-# `AtlassianHttp.request` takes no headers, so a request hook on the client adds the
-# headers of the operation being sent, read from this context variable.
-_TEMPLATE_HEADERS: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
-    "floatseat_custom_rest_headers", default=()
-)
-
-
-def _add_template_headers(request: httpx.Request) -> None:
-    for name, value in _TEMPLATE_HEADERS.get():
-        request.headers[name] = value
-
-
 # -- the directory ----------------------------------------------------------------------------
 
 Values = Mapping[str, str | int]
@@ -985,10 +970,6 @@ class CustomRestDirectory:
         self.templates = templates
         self.groups = groups
         self.max_pages = max_pages
-        hooks = http.client.event_hooks
-        if _add_template_headers not in hooks.get("request", []):
-            hooks["request"] = [*hooks.get("request", []), _add_template_headers]
-            http.client.event_hooks = hooks
 
     @classmethod
     def connect(
@@ -1219,12 +1200,12 @@ class CustomRestDirectory:
         path = url if url is not None else operation.url.render(values)
         body = _render_body(operation.body, values) if operation.body is not None else None
         accepted = operation.expected | {s for s in operation.already if s < 300}
-        token = _TEMPLATE_HEADERS.set(operation.headers)
         try:
             response = self.http.request(
                 operation.method,
                 path,
                 json=body,
+                headers=dict(operation.headers),
                 expected=accepted,
                 not_found=_NOT_FOUND[operation.not_found],
             )
@@ -1232,8 +1213,6 @@ class CustomRestDirectory:
             if self._is_already(operation, error.status, error.server_message, error):
                 return _ALREADY
             raise _in_operation(operation, error) from error
-        finally:
-            _TEMPLATE_HEADERS.reset(token)
         if response.status_code not in operation.expected:
             if self._is_already(operation, response.status_code, response.text, None):
                 return _ALREADY
@@ -1363,12 +1342,9 @@ class CustomRestDirectory:
         """An error about `operation`'s answer, with any credential the answer echoed masked.
 
         The HTTP layer scrubs its own messages; these quote the answer too, so they are
-        scrubbed here with the credentials the client's auth says it sends.
+        scrubbed here with the credentials the client sends.
         """
-        text = f"custom REST `{operation.name}`: {message}"
-        for secret in getattr(self.http.client.auth, "secrets", ()):
-            if isinstance(secret, str) and secret:
-                text = text.replace(secret, "***")
+        text = self.http.scrub(f"custom REST `{operation.name}`: {message}")
         return UnexpectedResponse(text, status=status)
 
     def _json(self, operation: Operation, response: httpx.Response | _Already) -> Any:

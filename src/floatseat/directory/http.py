@@ -216,16 +216,20 @@ class AtlassianHttp:
         *,
         params: Mapping[str, str | int | bool] | None = None,
         json: Any = None,
+        headers: Mapping[str, str] | None = None,
         expected: Iterable[int] = (200,),
         not_found: type[NotFound] = NotFound,
     ) -> httpx.Response:
         """Send one call, retrying transient failures; the response when its status is expected.
 
         `not_found` is the error a 404 means here (`UserNotFound`, `GroupNotFound`); the
-        caller knows which name in the path can be missing.
+        caller knows which name in the path can be missing. `headers` go with this call only
+        (an `If-Match`, a custom template's headers); they cannot replace the credentials.
 
         Raises a `DirectoryError` subclass from `floatseat.directory.errors` otherwise.
         """
+        if headers and any(name.lower() == "authorization" for name in headers):
+            raise ValueError("credentials go in the client's auth, not in per-call headers")
         accepted = frozenset(expected)
         what = f"{method.upper()} {path}"
         waited = 0.0
@@ -234,7 +238,9 @@ class AtlassianHttp:
         for attempt in range(1, self.policy.attempts + 1):
             waited += self._wait_for_rate_limiter(waited)
             try:
-                response = self.client.request(method, path, params=params, json=json)
+                response = self.client.request(
+                    method, path, params=params, json=json, headers=headers
+                )
             except httpx.TransportError as error:  # refused, reset, timed out
                 reason = self._scrub(f"{type(error).__name__}: {error}")
                 failure = Unavailable(f"{what}: the server could not be reached ({reason})")
@@ -358,6 +364,13 @@ class AtlassianHttp:
         else:
             kind = UnexpectedResponse
         return kind(message, status=status, server_message=server)
+
+    def scrub(self, text: str) -> str:
+        """`text` with every credential this client sends replaced by `***`.
+
+        For messages that quote a server's answer, which may echo what it was sent.
+        """
+        return self._scrub(text)
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:

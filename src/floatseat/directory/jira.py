@@ -35,9 +35,11 @@ What it calls, and what we checked (sources in brackets; "assumed" where we foun
 - Application access: `PUT /rest/api/2/applicationrole/{key}` `{"groups", "defaultGroups"}`;
   "Only the groups and default groups setting of the role may be updated" [jira.js server
   docs]. `GET /rest/api/2/applicationrole` returns "an ETag header containing a version hash"
-  for `If-Match` [Jira REST WADL, via a Postman export]. `AtlassianHttp.request` cannot send
-  headers yet, so the PUT goes without `If-Match`: it re-reads the role first, and checks
-  the role the server returns.
+  for `If-Match` [Jira REST WADL, via a Postman export]; the PUT "updates the ApplicationRoles
+  with the passed data if the version hash is the same as the server" [jira.js server docs].
+  So a change reads every role (for the hash), PUTs with `If-Match`, and reads again and
+  retries once if an admin changed the roles in between; it checks the role Jira returns.
+  What Jira answers on a stale hash is not documented: 409 and 412 are both taken as that.
 - Sessions: `DELETE /rest/api/2/user/session/{username}` ends a user's sessions across the
   cluster from Jira 9.11; before that the KB says "N/A" [KB "Invalidating user sessions in
   Jira Data Center"]. The success status is undocumented: 200 and 204 are accepted.
@@ -53,7 +55,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -393,24 +395,24 @@ class JiraDirectory:
 
     def grant_application_access(self, group: str) -> None:
         """Add `group` to the role's groups, keeping every other group and default group."""
-        role = self._role()
-        groups = _names(role.get("groups"))
-        if any(_fold(g) == _fold(group) for g in groups):
-            return
-        self._put_role(groups + [group], _names(role.get("defaultGroups")))
+
+        def change(groups: list[str], defaults: list[str]) -> tuple[list[str], list[str]]:
+            if any(_fold(g) == _fold(group) for g in groups):
+                return groups, defaults
+            return groups + [group], defaults
+
+        self._change_role(change)
 
     def revoke_application_access(self, group: str, *, default_group: bool = True) -> None:
         """Take `group` out of the role's groups (and, with `default_group`, default groups)."""
-        role = self._role()
-        groups = _names(role.get("groups"))
-        defaults = _names(role.get("defaultGroups"))
-        kept = [g for g in groups if _fold(g) != _fold(group)]
-        kept_defaults = (
-            [g for g in defaults if _fold(g) != _fold(group)] if default_group else defaults
-        )
-        if kept == groups and kept_defaults == defaults:
-            return
-        self._put_role(kept, kept_defaults)
+
+        def change(groups: list[str], defaults: list[str]) -> tuple[list[str], list[str]]:
+            kept = [g for g in groups if _fold(g) != _fold(group)]
+            if default_group:
+                defaults = [g for g in defaults if _fold(g) != _fold(group)]
+            return kept, defaults
+
+        self._change_role(change)
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -447,11 +449,46 @@ class JiraDirectory:
         response = self.http.request("GET", f"{API}/applicationrole/{_segment(self.role)}")
         return _json_object(response, f"application role {self.role!r}")
 
-    def _put_role(self, groups: list[str], default_groups: list[str]) -> None:
+    def _change_role(
+        self, change: Callable[[list[str], list[str]], tuple[list[str], list[str]]]
+    ) -> None:
+        """Read the role with its version hash, apply `change`, PUT it if it changed."""
+        for attempt in (1, 2):
+            role, version_hash = self._role_with_version()
+            groups, defaults = _names(role.get("groups")), _names(role.get("defaultGroups"))
+            wanted, wanted_defaults = change(groups, defaults)
+            if (wanted, wanted_defaults) == (groups, defaults):
+                return
+            try:
+                self._put_role(wanted, wanted_defaults, version_hash)
+                return
+            except UnexpectedResponse as error:
+                if error.status not in (409, 412) or attempt == 2:
+                    raise
+                log.info("application role %r changed meanwhile; reading it again", self.role)
+
+    def _role_with_version(self) -> tuple[dict[str, Any], str | None]:
+        """The role, and the roles' version hash (the ETag of the list) when Jira sends it."""
+        response = self.http.request("GET", f"{API}/applicationrole")
+        try:
+            roles = response.json()
+        except ValueError:
+            roles = None
+        if not isinstance(roles, list):
+            raise UnexpectedResponse("application roles: Jira did not answer with a list")
+        for role in roles:
+            if isinstance(role, dict) and role.get("key") == self.role:
+                return role, response.headers.get("ETag")
+        raise UnexpectedResponse(f"Jira has no application role {self.role!r}", status=404)
+
+    def _put_role(
+        self, groups: list[str], default_groups: list[str], version_hash: str | None
+    ) -> None:
         response = self.http.request(
             "PUT",
             f"{API}/applicationrole/{_segment(self.role)}",
             json={"groups": groups, "defaultGroups": default_groups},
+            headers={"If-Match": version_hash} if version_hash else None,
             expected=(200, 204),
         )
         if response.status_code == 204 or not response.content:

@@ -10,6 +10,7 @@ Jira keeps group management working and refuses new issues.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -316,12 +317,22 @@ def search_users(request: Request) -> JSONResponse:
         return JSONResponse([user_json(u, base) for u in found[start : start + limit]])
 
 
+def roles_version(sim: Simulator) -> str:
+    """The roles' version hash, sent as the ETag of `GET /applicationrole` (Jira's REST WADL).
+
+    Jira's own hash scheme is not documented: any value that changes with the roles will do.
+    """
+    role = role_json(sim)
+    text = json.dumps([role["groups"], role["defaultGroups"]], sort_keys=True)
+    return '"' + hashlib.sha256(text.encode()).hexdigest()[:16] + '"'
+
+
 @router.get("/rest/api/2/applicationrole")
 def roles(request: Request) -> JSONResponse:
     require_admin(request)
     sim = sim_of(request)
     with sim.lock:
-        return JSONResponse([role_json(sim)])
+        return JSONResponse([role_json(sim)], headers={"ETag": roles_version(sim)})
 
 
 @router.get("/rest/api/2/applicationrole/{key}")
@@ -348,6 +359,10 @@ async def update_role(key: str, request: Request) -> JSONResponse:
     if not isinstance(body, dict):
         raise Refusal(400, "Invalid JSON")
     with sim.lock:
+        expected_version = request.headers.get("if-match")
+        if expected_version is not None and expected_version != roles_version(sim):
+            # UNVERIFIED: the status Jira gives a stale version hash is not documented.
+            raise Refusal(412, "The application roles were changed by someone else.")
         w = sim.world
         groups = body.get("groups")
         defaults = body.get("defaultGroups")
