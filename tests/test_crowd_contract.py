@@ -142,10 +142,6 @@ def test_moves_land_whatever_the_fault(
     assert state["licence_violations"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the simulator's Crowd API ignores the read_only fault (Jira's honours it)",
-)
 def test_a_read_only_fault_is_reported(crowd: CrowdDirectory, sim: SimHandle) -> None:
     sim.add_fault("read_only", paths=CROWD_PATHS)
     with pytest.raises(ReadOnlyDirectory):

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from floatseat.sim.core import Auth, Simulator
-from floatseat.sim.errors import Refusal, auth_of, sim_of
+from floatseat.sim.errors import Refusal, auth_of, read_only_fault, sim_of
 from floatseat.sim.model import AlreadyExists, AlreadyMember, NotAMember, NotFound, SimUser, fold
 
 __all__ = ["PREFIXES", "authenticate", "router"]
@@ -123,8 +123,22 @@ def group_members(request: Request) -> JSONResponse:
         return _members(sim, request, _param(request, "groupname"))
 
 
+def _refuse_if_read_only(request: Request, user: str, group: str) -> None:
+    # UNVERIFIED: Crowd's exact answer for a read-only directory. Crowd refuses changes the
+    # application's directory permissions do not allow with 403 APPLICATION_PERMISSION_DENIED;
+    # the text follows the products' "The user's directory is read only."
+    if read_only_fault(request):
+        raise Refusal(
+            403,
+            f"You cannot change the membership of user <{user}> in group <{group}>. "
+            "The user's directory is read only.",
+            "APPLICATION_PERMISSION_DENIED",
+        )
+
+
 async def _add(request: Request, user: str, group: str) -> Response:
     sim = _check(request)
+    _refuse_if_read_only(request, user, group)
     with sim.lock:
         try:
             sim.world.crowd_add_member(user, group)
@@ -153,6 +167,7 @@ async def add_group_to_user(request: Request) -> Response:
 
 def _remove(request: Request, user: str, group: str) -> Response:
     sim = _check(request)
+    _refuse_if_read_only(request, user, group)
     with sim.lock:
         try:
             sim.world.crowd_remove_member(user, group)
@@ -187,6 +202,9 @@ def user_groups(request: Request) -> JSONResponse:
             (crowd.live_groups[g] for g, us in crowd.live_members.items() if username in us),
             key=fold,
         )
+    start = int(request.query_params.get("start-index", "0"))
+    count = int(request.query_params.get("max-results", "1000"))
+    names = names[max(0, start) : max(0, start) + max(0, count)]
     return JSONResponse(
         {
             "expand": "group",
