@@ -42,6 +42,25 @@ CONTEXT = "/confluence"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
+# `sendError(403, ...)` of Confluence's XML-RPC and SOAP servlets, as Tomcat 9 renders it: the
+# text comes after the style sheet, past the 500 characters an error keeps of a body.
+TOMCAT_403 = httpx.Response(
+    403,
+    text=(
+        '<!doctype html><html lang="en"><head><title>HTTP Status 403 – Forbidden</title>'
+        '<style type="text/css">body {font-family:Tahoma,Arial,sans-serif;} h1, h2, h3, b '
+        "{color:white;background-color:#525D76;} h1 {font-size:22px;} h2 {font-size:16px;} "
+        "h3 {font-size:14px;} p {font-size:12px;} a {color:black;} .line {height:1px;"
+        "background-color:#525D76;border:none;}</style></head><body><h1>HTTP Status 403 – "
+        'Forbidden</h1><hr class="line" /><p><b>Type</b> Status Report</p><p><b>Message</b> '
+        "Remote API is not enabled on this server. Ask a site administrator to enable it.</p>"
+        "<p><b>Description</b> The server understood the request but refuses to authorize "
+        'it.</p><hr class="line" /><h3>Apache Tomcat/9.0.98</h3></body></html>'
+    ),
+    headers={"content-type": "text/html;charset=utf-8"},
+)
+
+
 def manifest(version: str, type_id: str = "confluence") -> httpx.Response:
     xml = (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
@@ -242,6 +261,7 @@ def test_a_manifest_of_another_product_is_refused() -> None:
             httpx.Response(403, json={"message": "The Remote API is disabled on this server"}),
             "403",
         ),
+        (TOMCAT_403, "Confluence's own 403, wrapped by Tomcat after the CSS"),
         (
             httpx.Response(
                 200,
@@ -262,6 +282,13 @@ def test_a_disabled_remote_api_says_what_to_enable(reply: httpx.Response, why: s
         directory(wiki).info()
     assert "Remote API" in str(raised.value), why
     assert any("Remote API (XML-RPC & SOAP)" in step for step in raised.value.steps)
+
+
+def test_refused_credentials_at_the_rpc_path_stay_not_permitted() -> None:
+    wiki = Wiki("7.19.14")
+    wiki.rpc("hasGroup", lambda params: httpx.Response(401, text="Unauthorized"))
+    with pytest.raises(NotPermitted):
+        directory(wiki).info()
 
 
 @pytest.mark.parametrize(
@@ -630,11 +657,16 @@ def test_licensed_users_are_none_before_9_3_without_asking() -> None:
 # -- the JSON-RPC fallback -----------------------------------------------------------------
 
 
-def rpc_wiki(groups_of_bob: list[str], existing_groups: set[str]) -> Wiki:
-    wiki = Wiki("7.19.14")
-    wiki.on(
-        "GET", "/rest/api/user", httpx.Response(200, json={**member("bob"), "status": "Active"})
-    )
+def only_bob(request: httpx.Request) -> httpx.Response:
+    """`GET /rest/api/user?username=`: bob exists, nobody else does."""
+    if request.url.params.get("username", "").casefold() == "bob":
+        return httpx.Response(200, json={**member("bob"), "status": "Active"})
+    return not_found(f"No user found with username: {request.url.params.get('username')}")
+
+
+def rpc_wiki(groups_of_bob: list[str], existing_groups: set[str], version: str = "7.19.14") -> Wiki:
+    wiki = Wiki(version)
+    wiki.on("GET", "/rest/api/user", only_bob)
     wiki.rpc("getUserGroups", lambda params: rpc_result(groups_of_bob))
     wiki.rpc("hasGroup", lambda params: rpc_result(params[0] in existing_groups))
     wiki.rpc("addUserToGroup", lambda params: rpc_result(True))
@@ -707,6 +739,9 @@ def test_json_rpc_groups_of_and_create_group() -> None:
 
 
 USE = {"targetType": "application", "operationKey": "use"}
+ADMINISTER = {"targetType": "application", "operationKey": "administer"}
+SYSTEM = {"targetType": "system", "operationKey": "administer"}
+SPACE = {"targetType": "space", "operationKey": "create"}
 
 
 def test_application_access_reads_use_grants_on_9_3() -> None:
@@ -725,11 +760,20 @@ def test_application_access_reads_use_grants_on_9_3() -> None:
             "subject": {"type": "group", "name": "confluence-users"},
         },
         {"operation": USE, "subject": {"type": "group", "name": "confluence-administrators"}},
+        {
+            "operation": ADMINISTER,
+            "subject": {"type": "group", "name": "confluence-administrators"},
+        },
+        {"operation": SYSTEM, "subject": {"type": "group", "name": "confluence-administrators"}},
+        # An administrator permission licenses even without "Can use".
+        {"operation": SYSTEM, "subject": {"type": "group", "name": "sysadmins"}},
+        {"operation": ADMINISTER, "subject": {"type": "user", "displayName": "Ops"}},
     ]
     wiki.on("GET", "/rest/api/permissions", httpx.Response(200, json=grants))
     access = directory(wiki).application_access()
     assert access == ApplicationAccess(
-        groups=frozenset({"ium_enabled", "confluence-administrators"})
+        groups=frozenset({"ium_enabled", "confluence-administrators"}),
+        admin_groups=frozenset({"confluence-administrators", "sysadmins"}),
     )
 
 
@@ -744,10 +788,11 @@ def test_application_access_asks_each_group_when_subjects_have_no_name() -> None
         "results": [
             {"type": "group", "name": "confluence-users"},
             {"type": "group", "name": "ium_enabled"},
+            {"type": "group", "name": "sysadmins"},
         ],
         "start": 0,
         "limit": 200,
-        "size": 2,
+        "size": 3,
         "_links": {},
     }
     wiki.on("GET", "/rest/api/group", httpx.Response(200, json=groups))
@@ -757,29 +802,75 @@ def test_application_access_asks_each_group_when_subjects_have_no_name() -> None
         "/rest/api/permissions/group/ium_enabled",
         httpx.Response(200, json=[{"operation": USE, "subject": {"type": "group"}}]),
     )
-    assert directory(wiki).application_access().groups == {"ium_enabled"}
+    wiki.on(
+        "GET",
+        "/rest/api/permissions/group/sysadmins",
+        httpx.Response(200, json=[{"operation": SYSTEM, "subject": {"type": "group"}}]),
+    )
+    access = directory(wiki).application_access()
+    assert access == ApplicationAccess(
+        groups=frozenset({"ium_enabled"}), admin_groups=frozenset({"sysadmins"})
+    )
 
 
-def test_application_access_before_9_2_is_a_manual_step() -> None:
-    wiki = Wiki("8.5.4")
+@pytest.mark.parametrize("version", ["8.5.4", "9.2.4"])
+def test_application_access_before_9_2_5_is_a_manual_step(version: str) -> None:
+    wiki = Wiki(version)
     with pytest.raises(ManualStepRequired) as raised:
         directory(wiki).application_access()
     assert any("Global Permissions" in s for s in raised.value.steps)
     assert wiki.sent() == []
 
 
-def test_grant_and_revoke_use_the_rest_resource_on_9_3() -> None:
+def test_9_2_5_is_the_first_version_that_reads_and_grants_over_rest() -> None:
+    """`RemoteGlobalPermissionService` is "Since: 9.2.5": the patch level counts."""
+    old = rpc_wiki([], {"ium_enabled"}, version="9.2.4")
+    old.rpc("addGlobalPermission", lambda params: rpc_result(True))
+    directory(old).grant_application_access("ium_enabled")
+    assert not any("/rest/api/permissions" in path for _, path in old.sent())
+    assert ("addGlobalPermission", ["USECONFLUENCE", "ium_enabled"]) in old.rpc_calls()
+
+    new = Wiki("9.2.5")
+    new.on("GET", "/rest/api/permissions", httpx.Response(200, json=[]))
+    new.on("PUT", "/rest/api/permissions/group/ium_enabled/grant", httpx.Response(204))
+    confluence = directory(new)
+    assert confluence.application_access() == ApplicationAccess(groups=frozenset())
+    confluence.grant_application_access("ium_enabled")
+    assert new.rpc_calls() == []
+
+
+def test_grant_and_revoke_use_the_rest_resource_on_9_3(caplog: pytest.LogCaptureFixture) -> None:
     wiki = Wiki("9.3.1")
+    held = [{"operation": op, "subject": {"type": "group"}} for op in (USE, SPACE)]
+    wiki.on("GET", "/rest/api/permissions/group/confluence-users", httpx.Response(200, json=held))
     wiki.on("PUT", "/rest/api/permissions/group/IUM_Enabled/grant", httpx.Response(204))
     wiki.on("PUT", "/rest/api/permissions/group/confluence-users/revoke", httpx.Response(204))
     confluence = directory(wiki)
-    confluence.grant_application_access("IUM_Enabled")
-    confluence.revoke_application_access("confluence-users")
+    with caplog.at_level(logging.WARNING, "floatseat.directory.confluence"):
+        confluence.grant_application_access("IUM_Enabled")
+        assert caplog.text == ""
+        confluence.revoke_application_access("confluence-users")
     assert wiki.sent() == [
         ("PUT", "/confluence/rest/api/permissions/group/IUM_Enabled/grant"),
+        ("GET", "/confluence/rest/api/permissions/group/confluence-users"),
         ("PUT", "/confluence/rest/api/permissions/group/confluence-users/revoke"),
     ]
-    assert [json.loads(r.content) for r in wiki.requests[1:]] == [[USE], [USE]]
+    puts = [r for r in wiki.requests if r.method == "PUT"]
+    assert [json.loads(r.content) for r in puts] == [[USE], [USE]]
+    # REST took "space create" away with "Can use": the admin is told, by name.
+    assert "'confluence-users' over REST" in caplog.text and "space create" in caplog.text
+
+
+def test_a_rest_revoke_of_a_group_with_only_can_use_warns_of_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    wiki = Wiki("9.3.1")
+    held = [{"operation": USE, "subject": {"type": "group"}}]
+    wiki.on("GET", "/rest/api/permissions/group/confluence-users", httpx.Response(200, json=held))
+    wiki.on("PUT", "/rest/api/permissions/group/confluence-users/revoke", httpx.Response(204))
+    with caplog.at_level(logging.WARNING, "floatseat.directory.confluence"):
+        directory(wiki).revoke_application_access("confluence-users")
+    assert caplog.text == ""
 
 
 def test_grant_to_a_missing_group_raises_group_not_found() -> None:
@@ -788,18 +879,37 @@ def test_grant_to_a_missing_group_raises_group_not_found() -> None:
         directory(wiki).grant_application_access("nope")
 
 
-def test_grant_falls_back_to_json_rpc_where_rest_cannot() -> None:
+def test_grant_falls_back_to_json_rpc_where_rest_cannot(caplog: pytest.LogCaptureFixture) -> None:
     wiki = rpc_wiki([], {"ium_enabled"})
     wiki.rpc("addGlobalPermission", lambda params: rpc_result(True))
     wiki.rpc("removeGlobalPermission", lambda params: rpc_result(True))
     confluence = directory(wiki)
-    confluence.grant_application_access("ium_enabled")
-    confluence.revoke_application_access("ium_enabled")
+    with caplog.at_level(logging.WARNING, "floatseat.directory.confluence"):
+        confluence.grant_application_access("ium_enabled")
+        confluence.revoke_application_access("ium_enabled")
     calls = [c for c in wiki.rpc_calls() if "GlobalPermission" in c[0]]
     assert calls == [
         ("addGlobalPermission", ["USECONFLUENCE", "ium_enabled"]),
         ("removeGlobalPermission", ["USECONFLUENCE", "ium_enabled"]),
     ]
+    # removeGlobalPermission takes away USECONFLUENCE only: nothing else to warn about.
+    assert caplog.text == ""
+
+
+@pytest.mark.parametrize("method", ["grant", "revoke"])
+def test_json_rpc_refuses_a_group_named_like_a_user(method: str) -> None:
+    """`addGlobalPermission(permission, name)` looks the name up as a user first."""
+    wiki = rpc_wiki([], {"BOB", "ium_enabled"})
+    wiki.rpc("addGlobalPermission", lambda params: rpc_result(True))
+    wiki.rpc("removeGlobalPermission", lambda params: rpc_result(True))
+    confluence = directory(wiki)
+    with pytest.raises(ManualStepRequired, match="a user 'bob'") as raised:
+        if method == "grant":
+            confluence.grant_application_access("BOB")
+        else:
+            confluence.revoke_application_access("BOB")
+    assert any("'BOB'" in step for step in raised.value.steps)
+    assert not [c for c in wiki.rpc_calls() if "GlobalPermission" in c[0]]
 
 
 def test_grant_without_rest_or_remote_api_gives_the_click_path() -> None:

@@ -6,7 +6,8 @@ the server reports in its application-links manifest:
 * **8.2 and later: REST.** `PUT|DELETE /rest/api/user/{username}/group/{groupName}` (204,
   idempotent), `POST /rest/api/admin/group`, `GET /rest/api/user/memberof`.
 * **7.16 to 8.1: the legacy JSON-RPC API** (`POST /rpc/json-rpc/confluenceservice-v2`) for
-  the group changes, which REST cannot make before 8.2. The admin must have enabled the
+  the group changes, which REST cannot make before 8.2; and, before 9.2.5, for granting and
+  revoking "Can use". The admin must have enabled the
   Remote API; when it is off, every change raises `ManualStepRequired` saying what to switch on.
 
 Reads that every supported version serves over REST stay on REST in both modes: group
@@ -46,19 +47,38 @@ What was checked, and where (the search corpus of stored public pages and code; 
   `removeGlobalPermission(token, permission, remoteEntityName)`. No RPC method *reads* the
   global permissions. The "Can use" permission string is `SpacePermission.
   USE_CONFLUENCE_PERMISSION = "USECONFLUENCE"` (Confluence source).
-- Global permissions over REST (Confluence 9.2.5+/9.3+; `RemoteGlobalPermissionService`
-  "Since 9.2.5", docs v9.2.18 and v10.0.0): `GET /rest/api/permissions` (all grants, as
+- The global-permission RPC methods (decompiled `SpacesSoapService`) look `remoteEntityName`
+  up as a *user first*, then as a group; `removeGlobalPermission` takes away only the one
+  permission named. So a group that shares its name with a user cannot be changed this way
+  (we refuse, with the steps to click), and revoking "Can use" over RPC leaves the group's
+  other global permissions (administrator ones included) in place.
+- Global permissions over REST (`RemoteGlobalPermissionService` "Since: 9.2.5", Confluence
+  javadoc 10.1.2; docs v9.2.18 and v10.0.0), so only from 9.2.5 on, versions compared as
+  (major, minor, patch): `GET /rest/api/permissions` (all grants, as
   `{"operation": {"targetType", "operationKey"}, "subject": {"type", "displayName"}}`),
   `GET /rest/api/permissions/group/{groupName}`, `PUT .../group/{groupName}/grant|revoke`
-  with `[{"targetType": "application", "operationKey": "use"}]`. Grant "doesn't override
-  existing permissions"; revoking "application use" removes *all* of the group's global
-  permissions. The field that names a group subject is not documented: `name`, then
-  `groupName`, then `displayName` is assumed, with a per-group fallback.
+  with `[{"targetType": "application", "operationKey": "use"}]`. The documented operations
+  are "application use", "application administer" (Confluence Administrator), "system
+  administer" (System Administrator), "personal_space create" and "space create". Grant
+  "doesn't override existing permissions"; on revoke, "When 'application use' is revoked, all
+  granted permissions will be removed from target group". The field that names a group
+  subject is not documented: `name`, then `groupName`, then `displayName` is assumed, with a
+  per-group fallback.
+- Who holds a seat (reference §1, KB "What happens when I reach my license user limit"):
+  members of groups with "Can use", individual grants, and holders of the Confluence
+  Administrator and System Administrator permissions. `application_access()` reports the
+  groups holding an administrator permission as `admin_groups`.
+- A disabled Remote API: Confluence's XML-RPC and SOAP servlets (decompiled `XmlRpcServer`
+  and `AxisSoapServer`) check `Settings.isAllowRemoteApi()` and answer `sendError(403,
+  "Remote API is not enabled on this server. Ask a site administrator to enable it.")`.
+  A 403 at the RPC path is therefore taken as the Remote API being off, whatever its body
+  (Tomcat wraps that text in an HTML error page); so are a 404 there and an RPC error naming
+  the Remote API.
 
-Assumed, not verified: what a disabled Remote API answers (treated as: a 404 or 403 at the
-RPC path, or an error naming the Remote API); the RPC error texts for an unknown user or group
-(we look both up before changing anything, so they matter little); that 7.16-8.1 serve the
-REST reads used here (`/rest/api/group/{g}/member` and `/rest/api/user` are old, reference §1).
+Assumed, not verified: that the JSON-RPC servlet answers a disabled Remote API as the
+XML-RPC and SOAP ones do; the RPC error texts for an unknown user or group (we look both up
+before changing anything, so they matter little); that 7.16-8.1 serve the REST reads used
+here (`/rest/api/group/{g}/member` and `/rest/api/user` are old, reference §1).
 
 Group names containing `/` are sent as `%2F`, which Tomcat rejects by default
 (`ALLOW_ENCODED_SLASH`); such a group cannot be managed through these paths.
@@ -118,15 +138,19 @@ log = logging.getLogger(__name__)
 API_REST: Final = "REST (8.2+)"
 API_JSON_RPC: Final = "JSON-RPC (7.16–8.1 fallback)"
 
-REST_MEMBERSHIP_SINCE: Final = (8, 2)  # PUT/DELETE /rest/api/user/{u}/group/{g}
-REST_PERMISSIONS_SINCE: Final = (9, 2)  # /rest/api/permissions (9.2.5+, 9.3 in the docs)
-LICENSED_USERS_SINCE: Final = (9, 3)  # /rest/api/admin/users/list/active
+# Versions compare as (major, minor, patch).
+REST_MEMBERSHIP_SINCE: Final = (8, 2, 0)  # PUT/DELETE /rest/api/user/{u}/group/{g}
+REST_PERMISSIONS_SINCE: Final = (9, 2, 5)  # /rest/api/permissions: "Since: 9.2.5"
+LICENSED_USERS_SINCE: Final = (9, 3, 0)  # /rest/api/admin/users/list/active
 
 MANIFEST = "/rest/applinks/1.0/manifest"
 RPC_PATH = "/rpc/json-rpc/confluenceservice-v2"
 LICENSED_USERS_PATHS = ("/rest/api/admin/users/list/active", "/rest/api/user/list/active")
 USE_PERMISSION_RPC = "USECONFLUENCE"
 USE_PERMISSION_REST: Final = ({"targetType": "application", "operationKey": "use"},)
+USE_OPERATION: Final = ("application", "use")
+# Confluence Administrator and System Administrator: both license their holders.
+ADMIN_OPERATIONS: Final = frozenset({("application", "administer"), ("system", "administer")})
 PAGE_SIZE = 200  # Confluence caps `limit` anyway; pages are followed to the end
 MAX_PAGES = 100_000  # a server whose `next` never ends is a bug, not a directory
 
@@ -181,10 +205,10 @@ class _Probe:
     def number(self) -> tuple[int, int, int] | None:
         return parse_version(self.version)
 
-    def at_least(self, since: tuple[int, int]) -> bool | None:
+    def at_least(self, since: tuple[int, int, int]) -> bool | None:
         """Whether the server is `since` or newer; None when it did not say its version."""
         number = self.number
-        return None if number is None else number[:2] >= since
+        return None if number is None else number >= since
 
 
 class ConfluenceDirectory:
@@ -270,7 +294,7 @@ class ConfluenceDirectory:
         if version is None:
             version, build = self._read_manifest()
         number = parse_version(version)
-        api: Api = "rpc" if number is not None and number[:2] < REST_MEMBERSHIP_SINCE else "rest"
+        api: Api = "rpc" if number is not None and number < REST_MEMBERSHIP_SINCE else "rest"
         self._probe = _Probe(version, build, api)
         base = str(self.http.client.base_url).rstrip("/")
         if number is None:
@@ -467,12 +491,15 @@ class ConfluenceDirectory:
         return None
 
     def application_access(self) -> ApplicationAccess:
-        """The groups with "Can use" (REST, 9.2.5+); `ManualStepRequired` where none reads it."""
+        """The groups with "Can use", and those with an administrator permission (which
+        licenses their members too), over REST on 9.2.5+; `ManualStepRequired` before."""
         if self._mode().at_least(REST_PERMISSIONS_SINCE) is not False:
             try:
-                return ApplicationAccess(groups=self._use_groups())
+                use, admin = self._group_grants()
             except NotFound:
                 pass  # no /rest/api/permissions on this version
+            else:
+                return ApplicationAccess(groups=use, admin_groups=admin)
         raise ManualStepRequired(
             "Confluence before 9.2.5 has no API that reads global permissions",
             steps=(
@@ -491,29 +518,51 @@ class ConfluenceDirectory:
     def revoke_application_access(self, group: str, *, default_group: bool = True) -> None:
         """Take "Can use" away from `group`.
 
-        Confluence then drops *all* the group's global permissions (its docs: "When
-        'application use' is revoked, all granted permissions will be removed"). It has no
-        default group for application access, so `default_group` changes nothing here; new
-        users land in the directory's default groups (User Directories → Default Group
-        Memberships), which the admin keeps out of "Can use".
+        What else goes with it depends on the path. Over REST (9.2.5+) Confluence drops
+        *all* the group's global permissions (its docs: "When 'application use' is revoked,
+        all granted permissions will be removed from target group"); the ones it held besides
+        "Can use" are logged as a warning, since granting "Can use" back does not restore
+        them. Over JSON-RPC, `removeGlobalPermission` takes away only USECONFLUENCE, and the
+        group keeps its other global permissions.
+
+        Confluence has no default group for application access, so `default_group` changes
+        nothing here; new users land in the directory's default groups (User Directories →
+        Default Group Memberships), which the admin keeps out of "Can use".
         """
         del default_group
-        log.warning("revoking 'Can use' from %r also removes its other global permissions", group)
         if self._mode().at_least(REST_PERMISSIONS_SINCE) is not False:
+            others = self._other_grants(group)
             if self._rest_permission("revoke", group):
+                if others is None:
+                    log.warning(
+                        "revoked 'Can use' from %r over REST: Confluence also removed any "
+                        "other global permission the group held",
+                        group,
+                    )
+                elif others:
+                    log.warning(
+                        "revoked 'Can use' from %r over REST: Confluence also removed its "
+                        "other global permissions (%s); grant them again by hand if the "
+                        "group should keep them",
+                        group,
+                        ", ".join(f"{target} {key}" for target, key in others),
+                    )
                 return
         self._rpc_permission("removeGlobalPermission", group, _revoke_steps(group))
 
     # -- global permissions --------------------------------------------------------------
 
-    def _use_groups(self) -> frozenset[str]:
+    def _group_grants(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(groups with "Can use", groups with an administrator permission), over REST."""
         response = self.http.request("GET", "/rest/api/permissions", expected=(200,))
         grants = response.json()
         if not isinstance(grants, list):
             raise UnexpectedResponse("GET /rest/api/permissions: expected a JSON array")
-        groups: set[str] = set()
+        use: set[str] = set()
+        admin: set[str] = set()
         for grant in grants:
-            if not _is_use(grant):
+            operation = _operation(grant)
+            if operation != USE_OPERATION and operation not in ADMIN_OPERATIONS:
                 continue
             subject = grant.get("subject")
             if not isinstance(subject, dict) or subject.get("type") != "group":
@@ -527,27 +576,41 @@ class ConfluenceDirectory:
                 None,
             )
             if name is None:
-                return self._use_groups_one_by_one()
-            groups.add(name)
-        return frozenset(groups)
+                return self._group_grants_one_by_one()
+            (use if operation == USE_OPERATION else admin).add(name)
+        return frozenset(use), frozenset(admin)
 
-    def _use_groups_one_by_one(self) -> frozenset[str]:
+    def _group_grants_one_by_one(self) -> tuple[frozenset[str], frozenset[str]]:
         """Ask each group for its grants: the subject of `/rest/api/permissions` had no name."""
-        groups: set[str] = set()
+        use: set[str] = set()
+        admin: set[str] = set()
         for item in self._pages("/rest/api/group", {}):
             name = item.get("name")
             if not isinstance(name, str):
                 continue
-            response = self.http.request(
-                "GET",
-                f"/rest/api/permissions/group/{segment(name)}",
-                expected=(200,),
-                not_found=GroupNotFound,
-            )
-            grants = response.json()
-            if isinstance(grants, list) and any(_is_use(g) for g in grants):
-                groups.add(name)
-        return frozenset(groups)
+            operations = self._grants_of(name)
+            if USE_OPERATION in operations:
+                use.add(name)
+            if operations & ADMIN_OPERATIONS:
+                admin.add(name)
+        return frozenset(use), frozenset(admin)
+
+    def _grants_of(self, group: str) -> frozenset[tuple[str, str]]:
+        """The global permissions `group` holds, as (targetType, operationKey)."""
+        path = f"/rest/api/permissions/group/{segment(group)}"
+        response = self.http.request("GET", path, expected=(200,), not_found=GroupNotFound)
+        grants = response.json()
+        if not isinstance(grants, list):
+            raise UnexpectedResponse(f"GET {path}: expected a JSON array")
+        return frozenset(op for op in map(_operation, grants) if op is not None)
+
+    def _other_grants(self, group: str) -> list[tuple[str, str]] | None:
+        """The global permissions `group` holds besides "Can use"; None when unreadable."""
+        try:
+            operations = self._grants_of(group)
+        except (NotFound, UnexpectedResponse):
+            return None  # no such group, or no such resource: the revoke itself tells
+        return sorted(operations - {USE_OPERATION})
 
     def _rest_permission(self, action: Literal["grant", "revoke"], group: str) -> bool:
         """True when done over REST; False when this Confluence has no such REST resource."""
@@ -579,6 +642,16 @@ class ConfluenceDirectory:
                 f"{error}; or make the change by hand", steps=error.steps + steps
             ) from error
         self._require_group_rpc(group)
+        # `SpacesSoapService` resolves the name as a user before a group: with a user of the
+        # same name, the call would change that user's permission and leave the group alone.
+        namesake = self.find_user(group)
+        if namesake is not None:
+            raise ManualStepRequired(
+                f"JSON-RPC {method} looks {group!r} up as a user before a group, and "
+                f"Confluence has a user {namesake.name!r}: it would change that user's global "
+                "permissions, not the group's. Make the change by hand",
+                steps=steps,
+            )
         self._rpc(method, USE_PERMISSION_RPC, group)
 
     # -- JSON-RPC ------------------------------------------------------------------------
@@ -598,7 +671,9 @@ class ConfluenceDirectory:
         except NotFound as error:
             raise _remote_api_off(what, error) from error
         except NotPermitted as error:
-            if _REMOTE_API_OFF.search(error.server_message):
+            # Confluence's RPC servlets answer a disabled Remote API with 403 (in an HTML
+            # page from Tomcat); a 401 stays what it is: refused credentials.
+            if error.status == 403 or _REMOTE_API_OFF.search(error.server_message):
                 raise _remote_api_off(what, error) from error
             raise
         try:
@@ -710,22 +785,25 @@ def _next_start(link: object, page: Mapping[str, Any], start: int, size: int) ->
     return (base if isinstance(base, int) else start) + size
 
 
-def _is_use(grant: object) -> bool:
+def _operation(grant: object) -> tuple[str, str] | None:
+    """(targetType, operationKey) of one grant of `/rest/api/permissions`."""
     if not isinstance(grant, dict):
-        return False
+        return None
     operation = grant.get("operation")
-    return (
-        isinstance(operation, dict)
-        and operation.get("targetType") == "application"
-        and operation.get("operationKey") == "use"
-    )
+    if not isinstance(operation, dict):
+        return None
+    target, key = operation.get("targetType"), operation.get("operationKey")
+    if not isinstance(target, str) or not isinstance(key, str):
+        return None
+    return target, key
 
 
 def _remote_api_off(what: str, error: HttpDirectoryError) -> ManualStepRequired:
-    detail = f" ({error.server_message})" if error.server_message else ""
+    detail = f" ({error.server_message[:200]})" if error.server_message else ""
     return ManualStepRequired(
-        f"{what}: Confluence before 8.2 changes group membership only through its Remote API, "
-        f"which answers {error.status} at {RPC_PATH}{detail}. Enable the Remote API",
+        f"{what}: this change goes through Confluence's Remote API (group membership before "
+        f"8.2, global permissions before 9.2.5), which answers {error.status} at {RPC_PATH}"
+        f"{detail}. Enable the Remote API",
         steps=ENABLE_REMOTE_API,
     )
 

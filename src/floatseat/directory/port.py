@@ -83,10 +83,20 @@ class User:
 
 @dataclass(frozen=True)
 class ApplicationAccess:
-    """Which groups give application access ("Can use", or the application role's groups)."""
+    """Which groups give application access ("Can use", or the application role's groups).
+
+    `admin_groups` are the groups licensed through an administrator permission, whether or
+    not they also have application access: Confluence counts holders of its Confluence
+    Administrator and System Administrator global permissions against the licence (KB "What
+    happens when I reach my license user limit"), so their members hold a seat that taking
+    "Can use" away would not free. Jira leaves it empty (its administrators need an
+    application role to use Jira, so they count through the role's groups), as do Crowd and
+    the connectors that cannot tell.
+    """
 
     groups: frozenset[str]
     default_groups: frozenset[str] = frozenset()  # Jira: where new users land
+    admin_groups: frozenset[str] = frozenset()  # Confluence: licensed as administrators
 
 
 class ManagedDirectory(Directory, Protocol):
