@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import floatseat
+from floatseat.analysis.fastscan import engine_name
 from floatseat.logs import generate as generator
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -160,10 +161,10 @@ def git_commit() -> str:
 
 
 def source_digest() -> str:
-    """A short hash of floatseat's Python sources as they are now, committed or not."""
+    """A short hash of floatseat's Python and C sources as they are now, committed or not."""
     package = Path(floatseat.__file__).resolve().parent
     digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
+    for path in sorted([*package.rglob("*.py"), *package.rglob("*.c")]):
         digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -182,7 +183,8 @@ def print_machine(goaccess: str | None, compressor: list[str]) -> None:
     say(f"kernel        {platform.system()} {platform.release()}")
     say(f"python        {platform.python_version()}")
     say(f"floatseat     {floatseat.__version__}, commit {git_commit()}")
-    say(f"src digest    {source_digest()} (sha256 of src/floatseat/**/*.py, to compare runs)")
+    say(f"src digest    {source_digest()} (sha256 of src/floatseat/**/*.py and *.c)")
+    say(f"scan path     {engine_name()}")
     say(f"polars        {metadata.version('polars')}")
     say(f"cat           {first_line(['cat', '--version'])}")
     say(f"gzip (zcat)   {first_line(['gzip', '--version'])}")

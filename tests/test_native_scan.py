@@ -370,6 +370,10 @@ def test_native_scan_equals_the_polars_path(
     block = data.draw(block_for(pattern))
     reference, native = both(block, pattern, rules)
     event("native" if native is not None else "Polars only (no plan)")
+    plan = fastscan.compile_plan(pattern, rules)
+    if plan is not None:
+        event(f"extraction {'fused' if plan.fused_extract else 'run'}")
+        event(f"polling mode {plan.poll_mode}, from captures {plan.poll_slot >= 0}")
     if native is not None:
         event(f"malformed {'some' if reference[2] else 'none'}")
         event(f"pairs {'some' if reference[4] else 'none'}")
@@ -534,3 +538,21 @@ def test_dates_that_do_not_exist_are_judged_alike_whatever_the_line(
     reference, native = both(("\n".join(lines) + "\n").encode(), pattern, rules)
     assert native is not None
     assert native == reference
+
+
+@given(
+    lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=50),
+    final_newline=st.booleans(),
+    chunk_bytes=st.integers(1, 64),
+    buffers=st.integers(1, 4),
+)
+def test_pooled_blocks_hold_whole_lines_and_join_to_the_input(
+    lines: list[bytes], final_newline: bool, chunk_bytes: int, buffers: int
+) -> None:
+    import io
+
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    blocks = [bytes(view) for view in scan.read_pooled(io.BytesIO(data), chunk_bytes, buffers)]
+    assert b"".join(blocks) == data
+    assert all(block.endswith(b"\n") for block in blocks[:-1])
+    assert all(block for block in blocks)

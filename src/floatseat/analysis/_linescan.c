@@ -40,7 +40,8 @@ enum {
 /* A set: one byte per input byte, [256] for the end of the line, then how to find its first
  * non-member 16 bytes at a time: [257] 1 when possible, [258] 1 when every byte <= 0x20 is
  * a candidate, [259..261] three more candidate bytes (candidates are checked in the table);
- * or [257] 2 when the members are the bytes [258] to [258] + [259]. */
+ * or [257] 2 when the members are the bytes [258] to [258] + [259]; or [257] 3 when the
+ * ASCII non-members are exactly the bytes [258] to [258] + [259] and [260], [261], [262]. */
 #define SET_BYTES 264
 #define SLOTS 10      /* user, time, target, path, query: start and end each */
 #define MAX_DEPTH 2000
@@ -49,10 +50,10 @@ enum {
 /* A set, decoded once per call: its table and how to search for its first non-member. */
 typedef struct {
 #if defined(__SSE2__)
-    __m128i a, b, c, d;
+    __m128i a, b, c, d, e;
 #endif
     const uint8_t *t;
-    int kind; /* 0: bytewise, 1: candidates then table, 2: one range */
+    int kind; /* 0: bytewise, 1: candidates then table, 2: one range, 3: exact stops */
     int use_low;
 } SetInfo;
 
@@ -87,7 +88,7 @@ static int decode_sets(Prog *p)
         memset(si, 0, sizeof *si);
         si->t = t;
 #if defined(__SSE2__)
-        si->kind = t[257] <= 2 ? t[257] : 0;
+        si->kind = t[257] <= 3 ? t[257] : 0;
         if (si->kind == 2) {
             si->a = _mm_set1_epi8((char)t[258]);
             si->b = _mm_set1_epi8((char)t[259]);
@@ -97,6 +98,12 @@ static int decode_sets(Prog *p)
             si->b = _mm_set1_epi8((char)t[260]);
             si->c = _mm_set1_epi8((char)t[261]);
             si->d = _mm_set1_epi8(0x20);
+        } else if (si->kind == 3) {
+            si->a = _mm_set1_epi8((char)t[258]);
+            si->b = _mm_set1_epi8((char)t[259]);
+            si->c = _mm_set1_epi8((char)t[260]);
+            si->d = _mm_set1_epi8((char)t[261]);
+            si->e = _mm_set1_epi8((char)t[262]);
         }
 #endif
     }
@@ -114,6 +121,20 @@ static inline int64_t span(const uint8_t *s, int64_t mx, int64_t avail, const Se
             __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(s + k)), si->a);
             __m128i inside = _mm_cmpeq_epi8(_mm_min_epu8(v, si->b), v);
             unsigned bits = (unsigned)_mm_movemask_epi8(inside) ^ 0xffffu;
+            if (bits) {
+                k += __builtin_ctz(bits);
+                return k < mx ? k : mx;
+            }
+            k += 16;
+        }
+    } else if (si->kind == 3) { /* non-members: one range and three bytes, exactly */
+        while (k < mx && k + 16 <= avail) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(s + k));
+            __m128i r = _mm_sub_epi8(v, si->a);
+            __m128i m = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(r, si->b), r), _mm_cmpeq_epi8(v, si->c)),
+                _mm_or_si128(_mm_cmpeq_epi8(v, si->d), _mm_cmpeq_epi8(v, si->e)));
+            unsigned bits = (unsigned)_mm_movemask_epi8(m);
             if (bits) {
                 k += __builtin_ctz(bits);
                 return k < mx ? k : mx;
@@ -820,6 +841,11 @@ typedef struct {
     Py_ssize_t nprefixes;
     const uint8_t *context;
     Py_ssize_t context_len; /* -1: none */
+    int fused;     /* the validation captures stand for the extraction's */
+    int poll_slot; /* POLL_PROGRAM: try poll_prefixes where this capture starts; -1: run it */
+    const uint8_t **poll_prefixes;
+    Py_ssize_t *poll_prefix_lens;
+    Py_ssize_t npoll_prefixes;
     /* out */
     int64_t rows, blank, malformed, polling_n, anonymous, counted;
     int64_t malformed_rows[MAX_MALFORMED];
@@ -855,24 +881,31 @@ static int has_high_byte(const uint8_t *p, size_t n)
     return (acc & 0x8080808080808080ULL) != 0 || (acc & 0x80) != 0;
 }
 
-static int starts_with_any(Scan *S, const uint8_t *t, size_t tn)
+static int starts_with_one_of(const uint8_t *t, size_t tn, const uint8_t **prefixes,
+                              const Py_ssize_t *lens, Py_ssize_t count)
 {
-    for (Py_ssize_t i = 0; i < S->nprefixes; i++) {
-        size_t pn = (size_t)S->prefix_lens[i];
-        if (pn <= tn && memcmp(t, S->prefixes[i], pn) == 0)
+    for (Py_ssize_t i = 0; i < count; i++) {
+        size_t pn = (size_t)lens[i];
+        if (pn <= tn && memcmp(t, prefixes[i], pn) == 0)
             return 1;
     }
     return 0;
 }
 
+static int starts_with_any(Scan *S, const uint8_t *t, size_t tn)
+{
+    return starts_with_one_of(t, tn, S->prefixes, S->prefix_lens, S->nprefixes);
+}
+
 /* 1 polling, 0 not, -1 undecided; target built from the extraction captures. */
-static int polling_by_target(Scan *S, Run *R, const uint8_t *line, uint8_t *scratch)
+static int polling_by_target(Scan *S, const int64_t *caps, const uint8_t *line,
+                             uint8_t *scratch)
 {
     size_t tn = 0;
     int slot = S->target_slot;
     int parts = slot == 6 ? 2 : 1;
     for (int k = 0; k < parts; k++) {
-        int64_t a = R->caps[slot + 2 * k], b = R->caps[slot + 2 * k + 1];
+        int64_t a = caps[slot + 2 * k], b = caps[slot + 2 * k + 1];
         if (a >= 0 && b >= a) {
             memcpy(scratch + tn, line + a, (size_t)(b - a));
             tn += (size_t)(b - a);
@@ -960,23 +993,34 @@ static void scan_block(Scan *S)
             }
             continue;
         }
+        int64_t caps[SLOTS];
+        memcpy(caps, R.caps, sizeof caps);
         if (S->poll_mode == POLL_PROGRAM) {
-            r = run_prog(&R, &S->prog, S->polling, line, n, end - line);
-            if (r < 0) {
-                if (add_undecided(S, raw, rawlen, nl != NULL, this_row) < 0)
-                    goto oom;
-                continue;
+            int64_t q = S->poll_slot >= 0 ? caps[S->poll_slot] : -1;
+            if (q >= 0) {
+                r = starts_with_one_of(line + q, (size_t)(n - q), S->poll_prefixes,
+                                       S->poll_prefix_lens, S->npoll_prefixes);
+            } else {
+                r = run_prog(&R, &S->prog, S->polling, line, n, end - line);
+                if (r < 0) {
+                    if (add_undecided(S, raw, rawlen, nl != NULL, this_row) < 0)
+                        goto oom;
+                    continue;
+                }
             }
             if (r == 1) {
                 S->polling_n++;
                 continue;
             }
         }
-        r = run_prog(&R, &S->prog, S->extract, line, n, end - line);
-        if (r != 1) { /* cannot happen on a validated line; let the reference decide */
-            if (add_undecided(S, raw, rawlen, nl != NULL, this_row) < 0)
-                goto oom;
-            continue;
+        if (!S->fused) {
+            r = run_prog(&R, &S->prog, S->extract, line, n, end - line);
+            if (r != 1) { /* cannot happen on a validated line; let the reference decide */
+                if (add_undecided(S, raw, rawlen, nl != NULL, this_row) < 0)
+                    goto oom;
+                continue;
+            }
+            memcpy(caps, R.caps, sizeof caps);
         }
         if (S->poll_mode == POLL_TARGET) {
             if ((size_t)n + 2 > scratch_cap) {
@@ -987,12 +1031,12 @@ static void scan_block(Scan *S)
                 scratch = ns;
                 scratch_cap = ncap;
             }
-            if (polling_by_target(S, &R, line, scratch)) {
+            if (polling_by_target(S, caps, line, scratch)) {
                 S->polling_n++;
                 continue;
             }
         }
-        int64_t ua = R.caps[0], ub = R.caps[1], ta = R.caps[2], tb = R.caps[3];
+        int64_t ua = caps[0], ub = caps[1], ta = caps[2], tb = caps[3];
         if (ua < 0 || ub < ua || ta < 0 || tb < ta) {
             if (add_undecided(S, raw, rawlen, nl != NULL, this_row) < 0)
                 goto oom;
@@ -1126,11 +1170,11 @@ static int check_prog(const Prog *p)
 static PyObject *py_scan(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *block, *code, *sets, *lits, *prefixes, *context;
-    int validate, polling, extract, poll_mode, target_slot;
-    if (!PyArg_ParseTuple(args, "OOOOiiiiiO!O", &block, &code, &sets, &lits, &validate,
+    PyObject *block, *code, *sets, *lits, *prefixes, *context, *poll_prefixes;
+    int validate, polling, extract, poll_mode, target_slot, fused, poll_slot;
+    if (!PyArg_ParseTuple(args, "OOOOiiiiiO!OpiO!", &block, &code, &sets, &lits, &validate,
                           &polling, &extract, &poll_mode, &target_slot, &PyTuple_Type, &prefixes,
-                          &context))
+                          &context, &fused, &poll_slot, &PyTuple_Type, &poll_prefixes))
         return NULL;
     Scan S;
     memset(&S, 0, sizeof S);
@@ -1160,6 +1204,25 @@ static PyObject *py_scan(PyObject *module, PyObject *args)
         S.prefix_lens[i] = PyBytes_GET_SIZE(item);
     }
     S.nprefixes = np;
+    Py_ssize_t npp = PyTuple_GET_SIZE(poll_prefixes);
+    S.poll_prefixes = PyMem_Calloc((size_t)npp + 1, sizeof *S.poll_prefixes);
+    S.poll_prefix_lens = PyMem_Calloc((size_t)npp + 1, sizeof *S.poll_prefix_lens);
+    if (!S.poll_prefixes || !S.poll_prefix_lens) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < npp; i++) {
+        PyObject *item = PyTuple_GET_ITEM(poll_prefixes, i);
+        if (!PyBytes_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "prefixes must be bytes");
+            goto done;
+        }
+        S.poll_prefixes[i] = (const uint8_t *)PyBytes_AS_STRING(item);
+        S.poll_prefix_lens[i] = PyBytes_GET_SIZE(item);
+    }
+    S.npoll_prefixes = npp;
+    S.fused = fused;
+    S.poll_slot = poll_slot;
     S.context_len = -1;
     if (context != Py_None) {
         if (PyObject_GetBuffer(context, &cview, PyBUF_SIMPLE) < 0)
@@ -1176,7 +1239,8 @@ static PyObject *py_scan(PyObject *module, PyObject *args)
     }
     if (validate < 0 || validate >= S.prog.ncode || extract < 0 || extract >= S.prog.ncode ||
         (poll_mode == POLL_PROGRAM && (polling < 0 || polling >= S.prog.ncode)) ||
-        poll_mode < 0 || poll_mode > 2 || (target_slot != 4 && target_slot != 6)) {
+        poll_mode < 0 || poll_mode > 2 || (target_slot != 4 && target_slot != 6) ||
+        poll_slot < -1 || poll_slot >= SLOTS) {
         PyErr_SetString(PyExc_ValueError, "bad entry points");
         goto done;
     }
@@ -1269,6 +1333,8 @@ done:
     free(S.prog.info);
     PyMem_Free(S.prefixes);
     PyMem_Free(S.prefix_lens);
+    PyMem_Free(S.poll_prefixes);
+    PyMem_Free(S.poll_prefix_lens);
     if (have_context)
         PyBuffer_Release(&cview);
     for (int i = 0; i < 3; i++)

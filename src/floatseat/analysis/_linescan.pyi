@@ -25,6 +25,9 @@ def scan(
     target_slot: int,
     prefixes: tuple[bytes, ...],
     context: bytes | None,
+    fused: bool,
+    poll_slot: int,
+    poll_prefixes: tuple[bytes, ...],
     /,
 ) -> dict[str, Any]: ...
 def match(

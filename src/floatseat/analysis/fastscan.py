@@ -489,6 +489,7 @@ class Program:
     sets: bytes
     lits: bytes
     entries: tuple[int, ...]
+    deterministic: tuple[bool, ...]  # per entry: no choice is ever taken back
 
 
 def assemble(regexes: list[str], *, captures: list[bool]) -> Program:
@@ -497,6 +498,7 @@ def assemble(regexes: list[str], *, captures: list[bool]) -> Program:
     sets: dict[frozenset[int], int] = {}
     lits = bytearray()
     entries = []
+    deterministic = []
     for regex, capture in zip(regexes, captures, strict=True):
         emitter = _Emitter(captures=capture)
         emitter.sets = sets
@@ -505,6 +507,7 @@ def assemble(regexes: list[str], *, captures: list[bool]) -> Program:
         emitter.op(MATCH)
         for save in emitter.saves:  # a plain store where nothing can backtrack past it
             emitter.code[save][2] = 0 if emitter.backtracks else 1
+        deterministic.append(not emitter.backtracks)
         base = len(code)
         entries.append(base)
         for instruction in emitter.code:
@@ -524,7 +527,26 @@ def assemble(regexes: list[str], *, captures: list[bool]) -> Program:
             table[row + symbol] = 1
         table[row + 257 : row + SET_BYTES] = _search_hint(members)
     words = array.array("i", [w for instruction in code for w in instruction])
-    return Program(words.tobytes(), bytes(table), bytes(lits), tuple(entries))
+    return Program(words.tobytes(), bytes(table), bytes(lits), tuple(entries), tuple(deterministic))
+
+
+def _range_and_three(stops: set[int]) -> bytes | None:
+    """Hint 3: `stops` as one range of bytes plus at most three single bytes, if it is."""
+    if not stops:
+        return None
+    ordered = sorted(stops)
+    best = (ordered[0], ordered[0])  # the longest run of consecutive bytes
+    start = ordered[0]
+    for previous, byte in zip(ordered, ordered[1:], strict=False):
+        if byte != previous + 1:
+            start = byte
+        if byte - start > best[1] - best[0]:
+            best = (start, byte)
+    rest = [b for b in ordered if not best[0] <= b <= best[1]]
+    if len(rest) > 3:
+        return None
+    rest += [best[0]] * (3 - len(rest))
+    return bytes([3, best[0], best[1] - best[0], *rest, 0])
 
 
 SET_BYTES = 264  # per set: 257 members (END_SYMBOL last), then the search hint
@@ -541,6 +563,9 @@ def _search_hint(members: frozenset[int]) -> bytes:
         if largest - smallest < 127:
             return bytes([2, smallest, largest - smallest, 0, 0, 0, 0])
     stops = {b for b in range(128) if b not in members}
+    exact = _range_and_three(stops)
+    if exact is not None:
+        return exact
     low = {b for b in stops if b <= 0x20}
     extra = sorted(stops - set(range(0x21)))
     if len(extra) > 3 or not stops:
@@ -562,6 +587,10 @@ class Plan:
     target_slot: int
     prefixes: tuple[bytes, ...]
     context: bytes | None
+    # Shortcuts, each taken only where it gives the same answer as the program it skips:
+    fused_extract: bool  # the captures of `validate` are those `extract` would give
+    poll_slot: int  # the capture where the polling regex's prefixes are tried; -1: none
+    poll_prefixes: tuple[bytes, ...]  # the prefixes the polling-line regex tries
 
 
 def compile_plan(pattern: CompiledPattern, rules: CountingRules) -> Plan | None:
@@ -585,22 +614,43 @@ def compile_plan(pattern: CompiledPattern, rules: CountingRules) -> Plan | None:
         assert polling_line is not None
         regexes.append(polling_line)
     try:
-        program = assemble(regexes, captures=[False, True, False][: len(regexes)])
+        program = assemble(regexes, captures=[True, True, False][: len(regexes)])
     except Unsupported:
         return None
     context = None
     if rules.context_path not in (None, "/") and poll_mode == POLL_TARGET:
         context = (rules.context_path or "").encode()
+    target_slot = SLOTS["target"] if pattern.target_groups == ("target",) else SLOTS["path"]
+    # A deterministic regex has at most one way to match. The extraction regex is the start
+    # of the validating one (time loosened), so on a valid line the start of the valid
+    # match is its match: same captures. Likewise the polling regex's head (up to where
+    # the target starts) ends where the valid match's target starts; its prefixes are then
+    # tried right there, on the raw line, as the regex does.
+    poll_slot = -1
+    head = pattern.target_prefix_regex
+    if poll_mode == POLL_PROGRAM and head is not None and _deterministic(head):
+        poll_slot = target_slot
+    usable = [p for p in rules.polling_prefixes if not any(c.isspace() or c == '"' for c in p)]
     return Plan(
         program=program,
         validate=program.entries[0],
         extract=program.entries[1],
         polling=program.entries[2] if poll_mode == POLL_PROGRAM else -1,
         poll_mode=poll_mode,
-        target_slot=SLOTS["target"] if pattern.target_groups == ("target",) else SLOTS["path"],
+        target_slot=target_slot,
         prefixes=tuple(p.encode() for p in rules.polling_prefixes),
         context=context,
+        fused_extract=program.deterministic[1],
+        poll_slot=poll_slot,
+        poll_prefixes=tuple(p.encode() for p in usable),
     )
+
+
+def _deterministic(regex: str) -> bool:
+    try:
+        return assemble([regex], captures=[False]).deterministic[0]
+    except Unsupported:
+        return False
 
 
 def scan_native(block: bytes | memoryview, plan: Plan) -> dict[str, Any]:
@@ -618,4 +668,7 @@ def scan_native(block: bytes | memoryview, plan: Plan) -> dict[str, Any]:
         plan.target_slot,
         plan.prefixes,
         plan.context,
+        plan.fused_extract,
+        plan.poll_slot,
+        plan.poll_prefixes,
     )

@@ -118,14 +118,58 @@ def scan_file(
     Plain files, gzip (detected by its magic bytes) and standard input (`path` None, with
     its blocks in `chunks`) all go in blocks of whole lines.
     """
+    plan = fastscan.compile_plan(pattern, rules)
     if chunks is not None:
-        return _scan_blocks(name, chunks, pattern, rules)
+        return _scan_blocks(name, chunks, pattern, rules, plan)
     with open_binary(path) as stream:
-        return _scan_blocks(name, read_chunks(stream, CHUNK_BYTES), pattern, rules)
+        if plan is None:
+            return _scan_blocks(name, read_chunks(stream, CHUNK_BYTES), pattern, rules, plan)
+        # The C scanner reads the buffers in place: no copy, no fresh pages per block.
+        pooled = read_pooled(stream, CHUNK_BYTES, SCAN_THREADS + 2)
+        return _scan_blocks(name, pooled, pattern, rules, plan)
+
+
+def read_pooled(stream: BinaryIO, chunk_bytes: int, buffers: int) -> Iterator[memoryview]:
+    """Blocks of whole lines, as views of `buffers` buffers used in turn.
+
+    A view stays valid until `buffers - 1` more blocks have been taken: the consumer must
+    be done with it by then (`_scan_blocks` holds at most SCAN_THREADS + 1).
+    """
+    pool = [bytearray(chunk_bytes) for _ in range(buffers)]
+    turn = 0
+    carry = b""
+    while True:
+        buffer = pool[turn]
+        if len(carry) >= len(buffer):  # one line longer than a buffer: grow this one
+            buffer = pool[turn] = bytearray(2 * len(carry))
+        view = memoryview(buffer)
+        view[: len(carry)] = carry
+        filled = len(carry)
+        while filled < len(buffer):
+            read = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+            if not read:
+                break
+            filled += read
+        if filled == 0:
+            return
+        if filled < len(buffer):  # the end of the input
+            yield view[:filled]
+            return
+        cut = buffer.rfind(b"\n", 0, filled) + 1
+        if cut == 0:  # no line ends in the whole buffer: carry it all into a bigger one
+            carry = bytes(view[:filled])
+            continue
+        carry = bytes(view[cut:filled])
+        yield view[:cut]
+        turn = (turn + 1) % buffers
 
 
 def _scan_blocks(
-    name: str, blocks: Iterable[bytes], pattern: CompiledPattern, rules: CountingRules
+    name: str,
+    blocks: Iterable[bytes | memoryview],
+    pattern: CompiledPattern,
+    rules: CountingRules,
+    plan: fastscan.Plan | None,
 ) -> FileScan:
     """Scan blocks SCAN_THREADS at a time and merge them in file order.
 
@@ -133,7 +177,6 @@ def _scan_blocks(
     alone leaves one idle part of the time; line numbers are fixed up when merging.
     """
     result = FileScan(name)
-    plan = fastscan.compile_plan(pattern, rules)
     with ThreadPoolExecutor(max_workers=SCAN_THREADS) as pool:
         pending: deque[Future[FileScan]] = deque()
         for block in blocks:
@@ -147,18 +190,22 @@ def _scan_blocks(
 
 def _scan_block(
     name: str,
-    block: bytes,
+    block: bytes | memoryview,
     pattern: CompiledPattern,
     rules: CountingRules,
     plan: fastscan.Plan | None = None,
 ) -> FileScan:
     if plan is not None:
         return _scan_block_native(name, block, pattern, rules, plan)
-    return _scan_block_polars(name, block, pattern, rules)
+    return _scan_block_polars(name, bytes(block), pattern, rules)
 
 
 def _scan_block_native(
-    name: str, block: bytes, pattern: CompiledPattern, rules: CountingRules, plan: fastscan.Plan
+    name: str,
+    block: bytes | memoryview,
+    pattern: CompiledPattern,
+    rules: CountingRules,
+    plan: fastscan.Plan,
 ) -> FileScan:
     """The C scanner reads what it can decide; the lines it cannot go the Polars way."""
     found = fastscan.scan_native(block, plan)
