@@ -101,6 +101,53 @@ def test_rollback_restores_the_exact_original_memberships_and_access(tmp_path: P
     assert fake.breaches == []
 
 
+def test_administrators_keep_their_seat_and_their_group_its_access(tmp_path: Path) -> None:
+    # Confluence: confluence-administrators has "Can use" and the administrator permissions,
+    # sysadmins only System Administrator; both license their members. The product cannot
+    # list who is licensed, so nobody is counted twice only if setup knows the groups.
+    fake = FakeDirectory(
+        8,
+        groups={
+            OLD: {*PEOPLE, "admin", "ops"},
+            "confluence-administrators": {"admin"},
+            "sysadmins": {"ops"},
+        },
+        licensed_groups=(OLD, "confluence-administrators"),
+        admin_groups=("confluence-administrators", "sysadmins"),
+        lists_licensed_users=False,
+    )
+    original = fake.state()
+    run = prepare_setup(fake, SetupOptions(reserve=1), SEEN, tmp_path)
+    state = run.observed.state
+    assert state.admin_groups == {"confluence-administrators", "sysadmins"}
+    assert state.unnamed_licensed == 0  # admin and ops are named, through their groups
+    # tier 8 - admin - ops - reserve 1 = 5 seats; admin and ops are not in the pool.
+    assert run.plan.capacity == 5 and run.plan.licensed_before == 8
+    assert set(run.plan.enabled) | set(run.plan.disabled) == set(PEOPLE)
+    run.snapshot.save(run.snapshot_path)
+    assert Snapshot.load(run.snapshot_path) == run.snapshot
+    assert execute(fake, run.plan, on_manual=refuse_manual).finished
+    assert fake.licensed_groups == {E, "confluence-administrators"}
+    assert fake.licensed() == {"admin", "ops", "fred", "eve", "dora", "carl", "ann"}
+    assert fake.group(D) == {"bob"} and fake.breaches == []
+
+    back = prepare_rollback(fake, tmp_path, "confluence")
+    assert back.would_license == 8
+    assert execute(fake, back.plan, on_manual=refuse_manual).finished
+    assert fake.breaches == []
+    restored = fake.state()
+    assert restored["members"] == {**original["members"], E: [], D: []}  # type: ignore[dict-item]
+    assert restored["licensed_groups"] == original["licensed_groups"]
+
+
+def test_a_snapshot_from_before_administrator_groups_still_loads(tmp_path: Path) -> None:
+    fake = confluence()
+    run = prepare_setup(fake, SetupOptions(), SEEN, tmp_path)
+    data = run.snapshot.to_json()
+    del data["application_access"]["admin_groups"]
+    assert Snapshot.from_json(data) == run.snapshot
+
+
 def test_rollback_refuses_over_the_current_tier_and_force_overrides(tmp_path: Path) -> None:
     fake = confluence(tier=7)
     run_setup(fake, tmp_path)

@@ -19,6 +19,7 @@ from floatseat.domain.onboarding import (
     RemoveMember,
     RevokeAccess,
     SetupOptions,
+    licensed_count,
     plan_rollback,
     plan_setup,
     rank_users,
@@ -37,6 +38,7 @@ class World:
         self.members = {g: set(us) for g, us in state.members.items()}
         self.access = set(state.access)
         self.direct = set(state.licensed_directly)
+        self.admin_groups = set(state.admin_groups)  # Confluence: licensed as administrators
         self.inactive = set(state.inactive)
         self.unnamed = state.unnamed_licensed
 
@@ -46,7 +48,9 @@ class World:
             if user in self.inactive:
                 continue
             if user in self.direct or any(
-                user in self.members[g] for g in self.access if g in self.members
+                user in self.members[g]
+                for g in self.access | self.admin_groups
+                if g in self.members
             ):
                 counted.add(user)
         return len(counted) + self.unnamed
@@ -94,10 +98,15 @@ def states(draw: st.DrawFn) -> tuple[DirectoryState, dict[str, int], SetupOption
         draw(st.sets(st.sampled_from([g for g in members if g != D]), min_size=1, max_size=3))
     )
     keep = frozenset(g for g in access if g == "admins" and draw(st.booleans()))
+    # Groups with an administrator permission, with application access or without.
+    admin_groups = frozenset(
+        draw(st.sets(st.sampled_from([g for g in members if g in OTHER_GROUPS]), max_size=2))
+    )
     state = DirectoryState(
         tier=draw(st.integers(0, 14)),
         members=members,
         access=access,
+        admin_groups=admin_groups,
         licensed_directly=frozenset(draw(st.sets(st.sampled_from(USERS), max_size=2))),
         unnamed_licensed=draw(st.integers(0, 2)),
         inactive=frozenset(draw(st.sets(st.sampled_from(USERS), max_size=2))),
@@ -127,13 +136,13 @@ def test_no_move_of_a_setup_plan_raises_the_count_over_the_tier(
         return
     world = replay(state, plan)
 
-    kept = {u for g in options.keep_access for u in state.group(g)}
+    # Administrator groups are kept like --keep-access groups: their members hold a seat
+    # anyway, and they never lose their access.
+    keep = options.keep_access | state.admin_groups
+    kept = {u for g in keep for u in state.group(g)}
     pool = (
         (
-            (
-                {u for g in state.access - options.keep_access for u in state.group(g)}
-                | state.group(E)
-            )
+            ({u for g in state.access - keep for u in state.group(g)} | state.group(E))
             | state.group(D)
         )
         - state.licensed_directly
@@ -141,14 +150,15 @@ def test_no_move_of_a_setup_plan_raises_the_count_over_the_tier(
         - options.excluded
     )
     assert set(plan.enabled) | set(plan.disabled) == pool
-    assert world.access == (set(state.access) - (set(state.access) - options.keep_access)) | {E}
+    assert world.access == (set(state.access) & keep) | {E}
+    assert world.admin_groups == set(state.admin_groups)
     assert world.members[E] & pool == set(plan.enabled)
     assert world.members[D] & pool == set(plan.disabled)
     assert not set(plan.enabled) & state.inactive
     assert len(plan.enabled) <= plan.capacity
     # Afterwards: the users licensed outside the pool, plus one seat per chosen user.
     outside = World(state)
-    outside.access = set(options.keep_access)
+    outside.access = set(options.keep_access)  # the admin groups count through admin_groups
     outside.members[E] = (state.group(E) - pool) if E in state.members else set()
     outside.access.add(E)
     assert world.count() == outside.count() + len(plan.enabled)
@@ -175,6 +185,7 @@ def test_rollback_restores_the_original_exactly_or_refuses_over_the_tier(
         tier=new_tier,
         members={g: frozenset(us) for g, us in world.members.items()},
         access=frozenset(world.access),
+        admin_groups=original.admin_groups,
         licensed_directly=original.licensed_directly,
         unnamed_licensed=original.unnamed_licensed,
         inactive=original.inactive,
@@ -283,4 +294,39 @@ def test_a_capacity_that_does_not_fit_the_tier_is_refused() -> None:
 def test_the_unlicensed_group_must_not_have_access() -> None:
     state = DirectoryState(tier=3, members=_state(IUM_Disabled={"ann"}), access=frozenset({D}))
     with pytest.raises(PlanRefused, match="IUM_Disabled has application access"):
+        plan_setup(state, {}, SetupOptions())
+
+
+def test_administrators_hold_a_seat_outside_the_pool_and_keep_their_access() -> None:
+    # Confluence: confluence-administrators has "Can use" and the administrator permissions;
+    # "sysadmins" has System Administrator only. Both license their members.
+    state = DirectoryState(
+        tier=6,
+        members=_state(
+            confluence_users={"admin", "ann", "bob", "carl", "ops"},
+            confluence_administrators={"admin"},
+            sysadmins={"ops"},
+        ),
+        access=frozenset({"confluence-users", "confluence-administrators"}),
+        admin_groups=frozenset({"confluence-administrators", "sysadmins"}),
+    )
+    assert licensed_count(state) == 5
+    plan = plan_setup(state, {}, SetupOptions(reserve=1))
+    # tier 6 - admin - ops - reserve 1 = 3 seats, for the three users who are not admins.
+    assert plan.capacity == 3 and plan.enabled == ("ann", "bob", "carl")
+    revoked = [a for a in plan.actions if isinstance(a, RevokeAccess)]
+    assert revoked == [RevokeAccess("confluence-users")]  # never the administrators' group
+    assert plan.licensed_after == 5
+    assert any("confluence-administrators" in w for w in plan.warnings)
+
+
+@pytest.mark.parametrize("group", [E, D])
+def test_a_pool_group_with_an_administrator_permission_is_refused(group: str) -> None:
+    state = DirectoryState(
+        tier=5,
+        members=_state(confluence_users={"ann"}, IUM_Enabled=set(), IUM_Disabled=set()),
+        access=frozenset({"confluence-users"}),
+        admin_groups=frozenset({group}),
+    )
+    with pytest.raises(PlanRefused, match=f"{group} holds an administrator permission"):
         plan_setup(state, {}, SetupOptions())

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from simulator import SimHandle, running_simulator
 from typer.testing import CliRunner
 
@@ -27,8 +28,9 @@ def memberships(sim: SimHandle) -> dict[str, list[str]]:
 
 
 def access_options(sim: SimHandle) -> list[str]:
-    """What the admin reads off Confluence's Global permissions page: no API reads it."""
-    if sim.product != "confluence":
+    """What the admin reads off Confluence's Global permissions page where no API reads it:
+    before 9.2.5 (from 9.2.5 on, setup reads it over REST, administrator groups included)."""
+    if sim.product != "confluence" or sim.sim.config.at_least(9, 2, 5):
         return []
     state = sim.state()
     groups = sorted(set(state["can_use"]) | set(state["admin_groups"]))
@@ -50,7 +52,8 @@ def setup(sim: SimHandle, state_dir: Path, *extra: str, access: bool = True) -> 
 
 
 def until_done(sim: SimHandle, state_dir: Path, *extra: str, restore: bool = False) -> None:
-    """Run until it finishes, doing by hand the steps no API can do (Confluence's "Can use")."""
+    """Run until it finishes, doing by hand the steps no API can do (Confluence's "Can use"
+    before 9.2.5 with the Remote API off, as Confluence ships it)."""
     for _ in range(4):
         result = setup(sim, state_dir, *extra)
         if result.exit_code == 0:
@@ -135,3 +138,55 @@ def test_force_rolls_back_over_the_tier_when_told_to(tmp_path: Path) -> None:
         restored = memberships(sim)
         assert {g: us for g, us in restored.items() if g not in (E, D)} == original
         assert sim.state()["licensed"] == 5
+
+
+def permissions(sim: SimHandle) -> dict[str, list[str]]:
+    state = sim.state()
+    return {k: state[k] for k in ("can_use", "admin_groups", "sysadmin_groups", "grants")}
+
+
+@pytest.mark.parametrize(
+    ("version", "options"),
+    [
+        ("9.3.1", {}),  # "Can use" and the administrator groups read and changed over REST
+        ("8.5.4", {"remote_api": True}),  # named by the admin, changed over JSON-RPC
+    ],
+)
+def test_setup_and_rollback_on_confluence_without_a_manual_step(
+    version: str, options: dict[str, Any], tmp_path: Path
+) -> None:
+    # A tier with no seat to spare: every step must keep the count at or below it.
+    with running_simulator(
+        product="confluence", version=version, users=6, tier=7, **options
+    ) as sim:
+        original, granted = memberships(sim), permissions(sim)
+        assert sim.state()["licensed"] == 7
+        people = [u for u in original[OLD["confluence"]] if u != "admin"]
+        recent = people[-2:]
+        log = tmp_path / "access_log.2026-01-05"
+        log.write_text(
+            "\n".join(JIRA_LINE.format(user=u, time=f"10:0{i}:00") for i, u in enumerate(recent))
+            + "\n"
+        )
+        # No --exclude=admin: the administrators' group keeps admin out of the pool.
+        done = setup(sim, tmp_path, "--capacity=3", f"--logs={log}", "--format=jira")
+        assert done.exit_code == 0, done.stdout + done.stderr
+        state = sim.state()
+        assert state["licence_violations"] == 0, state["violations"]
+        assert state["licensed"] <= state["tier"]
+        assert len(state["groups"][E]) == 3 and set(recent) <= set(state["groups"][E])
+        assert set(state["groups"][E]) | set(state["groups"][D]) == set(people)
+        assert not set(state["groups"][E]) & set(state["groups"][D])
+        # "Can use" moved from confluence-users to the pool; the administrators kept theirs.
+        assert permissions(sim) == {**granted, "can_use": sorted([ADMINS, E.casefold()])}
+        assert set(state["licensed_users"]) == set(state["groups"][E]) | {"admin"}
+        assert state["licensed"] == 4
+
+        back = setup(sim, tmp_path, "--rollback")
+        assert back.exit_code == 0, back.stdout + back.stderr
+        restored = memberships(sim)
+        assert {g: us for g, us in restored.items() if g not in (E, D)} == original
+        assert restored[E] == [] and restored[D] == []
+        assert permissions(sim) == granted
+        assert sim.state()["licensed"] == 7
+        assert sim.state()["licence_violations"] == 0

@@ -6,10 +6,12 @@ tier as the products do (Confluence then turns read-only), and records every suc
 that a test can assert there was none. Failures are injected with `fail()`.
 
 It implements `ManagedDirectory` too: groups exist once created (or named in `groups`),
-`licensed_groups` is the application access and can be granted and revoked, users in
+`licensed_groups` is the application access and can be granted and revoked, the members of
+`admin_groups` are licensed through an administrator permission (as in Confluence, with or
+without application access; setup never changes that permission), users in
 `read_only_users` live in a read-only directory (every write for them is refused as the
 products refuse it), and with `manual_access` no API reads or changes the application access,
-as in Confluence, whose "Can use" permission has no REST call.
+as in Confluence before 9.2.5, whose "Can use" permission no REST call reads there.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class FakeDirectory:
         groups: Mapping[str, Iterable[str]] | None = None,
         licensed_groups: Iterable[str] = (DEFAULT_GROUPS.enabled,),
         licensed_directly: Iterable[str] = (),
+        admin_groups: Iterable[str] = (),
         default_groups: Iterable[str] = (),
         inactive: Iterable[str] = (),
         read_only_users: Iterable[str] = (),
@@ -77,6 +80,8 @@ class FakeDirectory:
         self.licensed_groups = frozenset(licensed_groups)
         # Administrators and individual "Can use" grants: licensed without a group.
         self.licensed_directly = set(licensed_directly)
+        # Groups with an administrator permission: their members are licensed regardless.
+        self.admin_groups = frozenset(admin_groups)
         self.default_groups = set(default_groups)
         self.inactive = set(inactive)  # deactivated users: they never count
         self.read_only_users = set(read_only_users)
@@ -165,7 +170,9 @@ class FakeDirectory:
                 "no API reads the application access",
                 steps=("Open General configuration > Global permissions",),
             )
-        return ApplicationAccess(self.licensed_groups, frozenset(self.default_groups))
+        return ApplicationAccess(
+            self.licensed_groups, frozenset(self.default_groups), self.admin_groups
+        )
 
     def grant_application_access(self, group: str) -> None:
         after = self._before("grant")
@@ -207,7 +214,7 @@ class FakeDirectory:
     def licensed(self) -> frozenset[str]:
         """Every user who counts against the licence now."""
         users = set(self.licensed_directly)
-        for group in self.licensed_groups:
+        for group in self.licensed_groups | self.admin_groups:
             users |= self.members.get(group, set())
         return frozenset(users - self.inactive)
 
@@ -223,6 +230,7 @@ class FakeDirectory:
             "tier": self.tier,
             "members": {g: sorted(us) for g, us in sorted(self.members.items())},
             "licensed_groups": sorted(self.licensed_groups),
+            "admin_groups": sorted(self.admin_groups),
             "default_groups": sorted(self.default_groups),
             "licensed_directly": sorted(self.licensed_directly),
             "inactive": sorted(self.inactive),

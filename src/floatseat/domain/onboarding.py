@@ -1,13 +1,20 @@
 """Planning `floatseat setup` and its rollback: pure, no I/O, no clock.
 
 The shell reads a `DirectoryState` (who is in which group, which groups have application
-access, who is licensed outside any group) and the users' last activity; the planner
-returns a `Plan`: ordered steps of `Action`s, each step with the licensed count the product
-will show once it is done. The executor in `floatseat.service.setup` only carries it out.
+access or an administrator permission, who is licensed outside any group) and the users'
+last activity; the planner returns a `Plan`: ordered steps of `Action`s, each step with the
+licensed count the product will show once it is done. The executor in
+`floatseat.service.setup` only carries it out.
 
 The licence is counted as the products count it (`licensed_count`): every active user who
 is licensed directly (administrators, individual grants) or is a member of a group with
-application access, plus any licensed users the product cannot name.
+application access or, in Confluence, with an administrator permission (Confluence
+Administrator, System Administrator), plus any licensed users the product cannot name.
+
+The members of such administrator groups hold a seat whatever setup does: they stay out of
+the pool, and a group of them keeps its application access (taking "Can use" away would
+free no seat, and over Confluence's REST API it would take the administrator permissions
+with it). Setup never changes an administrator permission.
 
 The safety rule every plan keeps, checked move by move (`check_moves`): **no move raises the
 licensed count above the tier.** Confluence turns read-only the moment it does. So removes
@@ -83,6 +90,8 @@ class DirectoryState:
     access: frozenset[str]  # groups with application access now
     default_groups: frozenset[str] = frozenset()  # Jira: where new users land
     licensed_directly: frozenset[str] = frozenset()  # administrators, individual grants
+    # Confluence: groups licensed through an administrator permission, access or not.
+    admin_groups: frozenset[str] = frozenset()
     unnamed_licensed: int = 0  # licensed outside any group, when the product cannot name them
     inactive: frozenset[str] = frozenset()  # deactivated users: never counted
 
@@ -184,7 +193,7 @@ class SetupOptions:
 def licensed_users(state: DirectoryState) -> frozenset[str]:
     """The named users who count against the licence."""
     users = set(state.licensed_directly)
-    for group in state.access:
+    for group in state.access | state.admin_groups:
         users |= state.group(group)
     return frozenset(users - state.inactive)
 
@@ -285,14 +294,22 @@ def plan_setup(state: DirectoryState, last_seen: Mapping[str, int], options: Set
             f"{disabled} has application access, so its members count against the licence; "
             f"take its access away first (it must never have any)"
         )
+    for group in (disabled, enabled):
+        if group in state.admin_groups:
+            raise PlanRefused(
+                f"{group} holds an administrator permission, so its members are licensed (and "
+                "administrators) whatever setup does; take that permission away first"
+            )
     missing_keep = sorted(options.keep_access - state.access)
     if missing_keep:
         raise PlanRefused(
             f"--keep-access names groups without application access: {', '.join(missing_keep)}"
         )
-    old = sorted(state.access - {enabled} - options.keep_access)
+    # Administrator groups keep their access: their members stay licensed without it.
+    admins_with_access = sorted((state.access & state.admin_groups) - options.keep_access)
+    old = sorted(state.access - {enabled} - options.keep_access - state.admin_groups)
     kept_members: set[str] = set()
-    for group in options.keep_access:
+    for group in options.keep_access | state.admin_groups:
         kept_members |= state.group(group)
     candidates: set[str] = set(state.group(enabled)) | state.group(disabled)
     for group in old:
@@ -308,6 +325,11 @@ def plan_setup(state: DirectoryState, last_seen: Mapping[str, int], options: Set
     outside = len(outside_users) + state.unnamed_licensed
     room = state.tier - outside
     warnings: list[str] = []
+    if admins_with_access:
+        warnings.append(
+            "groups with an administrator permission keep their application access; their "
+            "members hold a seat outside the pool: " + ", ".join(admins_with_access)
+        )
     licensed_before = licensed_count(state)
     if licensed_before > state.tier:
         warnings.append(

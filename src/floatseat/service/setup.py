@@ -4,8 +4,9 @@ The decisions are pure and live in `floatseat.domain.onboarding`; this module is
 around them:
 
 - `observe` reads what the plan needs from a `ManagedDirectory` (the licence, the
-  application access, the members of every relevant group, who is licensed directly and who
-  is deactivated) as a `DirectoryState`;
+  application access and the groups licensed through an administrator permission, the
+  members of every relevant group, who is licensed directly and who is deactivated) as a
+  `DirectoryState`;
 - `Snapshot` is that state written to a JSON file before any change, once: a re-run after a
   crash keeps the original, so that `--rollback` always restores what was there first;
 - `execute` carries out a `Plan` step by step. Every action is idempotent, so a run that
@@ -87,7 +88,7 @@ class Observed:
     info: ConnectionInfo
     licence: Licence
     state: DirectoryState
-    access_from_api: bool  # False: the admin named the access groups (no API reads them)
+    access_from_api: bool  # False: the admin named the access groups (no API read them)
     warnings: tuple[str, ...] = ()
 
 
@@ -102,9 +103,11 @@ def observe(
     """Read the licence, the application access and every relevant group's members.
 
     `access_groups` names the groups with application access when the product has no API
-    that reads them (Confluence's "Can use"); without it, that case is refused with the
-    steps to look them up. `also` adds groups to read (e.g. the groups that keep access);
-    `optional` adds groups that may be missing.
+    that reads them (Confluence's "Can use" before 9.2.5); without it, that case is refused
+    with the steps to look them up. Nor can such a product say which groups hold an
+    administrator permission: name those among `access_groups` and keep their access
+    (`--keep-access`), or their members count as licensed directly. `also` adds groups to
+    read (e.g. the groups that keep access); `optional` adds groups that may be missing.
     """
     info = directory.info()
     licence = directory.licence()
@@ -115,6 +118,7 @@ def observe(
     try:
         access = directory.application_access()
         access_set, defaults, from_api = access.groups, access.default_groups, True
+        admins = access.admin_groups
         if named is not None and named != access_set:
             warnings.append(
                 "the API reports other groups with application access than --access-group "
@@ -127,22 +131,24 @@ def observe(
                 steps=error.steps,
             ) from None
         access_set, defaults, from_api = named, frozenset(), False
+        admins = frozenset()
     pool_groups = {groups.enabled, groups.disabled}
     # Group names compare case-insensitively (Confluence reports them in lower case): spell
     # the access groups as setup and the admin name them.
     spelling = {g.casefold(): g for g in (*pool_groups, *also, *optional)}
     access_set = frozenset(spelling.get(g.casefold(), g) for g in access_set)
     defaults = frozenset(spelling.get(g.casefold(), g) for g in defaults)
-    relevant = sorted(access_set | defaults | pool_groups | set(also) | set(optional))
+    admins = frozenset(spelling.get(g.casefold(), g) for g in admins)
+    relevant = sorted(access_set | defaults | admins | pool_groups | set(also) | set(optional))
     members: dict[str, frozenset[str]] = {}
     for group in relevant:
         try:
             members[group] = frozenset(directory.group_members(group))
         except GroupNotFound:
-            if group in access_set or group in also:
+            if group in access_set or group in admins or group in also:
                 raise SetupRefused(f"the group {group} does not exist") from None
     licensed_groups_members: set[str] = set()
-    for group in access_set:
+    for group in access_set | admins:
         licensed_groups_members |= members.get(group, frozenset())
     named_licensed = directory.licensed_users()
     unnamed = 0
@@ -167,6 +173,7 @@ def observe(
         access=frozenset(access_set),
         default_groups=frozenset(defaults),
         licensed_directly=directly,
+        admin_groups=admins,
         unnamed_licensed=unnamed,
         inactive=inactive,
     )
@@ -237,6 +244,7 @@ class Snapshot:
             "application_access": {
                 "groups": sorted(s.access),
                 "default_groups": sorted(s.default_groups),
+                "admin_groups": sorted(s.admin_groups),
                 "source": "api" if self.access_from_api else "admin",
             },
             "memberships": {g: sorted(us) for g, us in sorted(s.members.items())},
@@ -256,6 +264,8 @@ class Snapshot:
             members={g: frozenset(us) for g, us in data["memberships"].items()},
             access=frozenset(access["groups"]),
             default_groups=frozenset(access["default_groups"]),
+            # Absent from snapshots taken before setup knew of administrator groups.
+            admin_groups=frozenset(access.get("admin_groups", ())),
             licensed_directly=frozenset(data["licensed_directly"]),
             unnamed_licensed=int(data["unnamed_licensed"]),
             inactive=frozenset(data["inactive"]),
