@@ -275,3 +275,28 @@ def test_json_rpc_disabled_says_what_to_enable() -> None:
         assert any("Remote API (XML-RPC & SOAP)" in s for s in raised.value.steps)
         with pytest.raises(ManualStepRequired):
             directory.add_user_to_group(sim.users[0], "confluence-users")
+
+
+# -- global permissions ----------------------------------------------------------------------
+
+
+def test_rest_application_access_names_the_administrator_groups() -> None:
+    with confluence(version="9.3.1") as (sim, directory, _):
+        pool(sim, directory)
+        sim.set_licence(sysadmin_groups=["confluence-administrators", "ops"])
+        assert directory.create_group("ops") is True
+        access = directory.application_access()
+        assert access.groups == {ENABLED}
+        assert {g.casefold() for g in access.admin_groups} == {"confluence-administrators", "ops"}
+
+
+def test_json_rpc_will_not_grant_a_user_named_like_the_group() -> None:
+    with confluence(version="8.5.4", remote_api=True) as (sim, directory, _):
+        assert directory.create_group("clash") is True
+        sim.add_user("clash")
+        before = sim.state()
+        with pytest.raises(ManualStepRequired, match="a user 'clash'") as raised:
+            directory.grant_application_access("clash")
+        assert any("Tick 'Can use' for 'clash'" in s for s in raised.value.steps)
+        after = sim.state()
+        assert (after["grants"], after["can_use"]) == (before["grants"], before["can_use"])
