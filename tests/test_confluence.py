@@ -34,7 +34,13 @@ from floatseat.directory.errors import (
     UserNotFound,
 )
 from floatseat.directory.http import AtlassianHttp, PersonalAccessToken, RetryPolicy, make_client
-from floatseat.directory.port import ApplicationAccess, Licence, ManagedDirectory, User
+from floatseat.directory.port import (
+    UNLIMITED_TIER,
+    ApplicationAccess,
+    Licence,
+    ManagedDirectory,
+    User,
+)
 
 BASE = "https://wiki.example.com/confluence"
 CONTEXT = "/confluence"
@@ -619,6 +625,13 @@ def test_licence_reads_max_users_and_user_count() -> None:
     wiki.on("GET", "/rest/license/1.0/license/maxUsers", httpx.Response(200, json={"count": 500}))
     wiki.on("GET", "/rest/license/1.0/license/userCount", httpx.Response(200, json={"count": 487}))
     assert directory(wiki).licence() == Licence(tier=500, licensed=487)
+
+
+def test_an_unlimited_licence_is_the_unlimited_tier() -> None:
+    wiki = Wiki()
+    wiki.on("GET", "/rest/license/1.0/license/maxUsers", httpx.Response(200, json={"count": -1}))
+    wiki.on("GET", "/rest/license/1.0/license/userCount", httpx.Response(200, json={"count": 9}))
+    assert directory(wiki).licence() == Licence(tier=UNLIMITED_TIER, licensed=9)
 
 
 def test_a_licence_answer_without_a_count_is_unexpected() -> None:

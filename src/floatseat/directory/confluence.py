@@ -118,6 +118,7 @@ from floatseat.directory.http import (
 )
 from floatseat.directory.port import (
     DEFAULT_GROUPS,
+    UNLIMITED_TIER,
     ApplicationAccess,
     ConnectionInfo,
     Licence,
@@ -347,6 +348,8 @@ class ConfluenceDirectory:
         """
         tier = self._count("/rest/license/1.0/license/maxUsers")
         licensed = self._count("/rest/license/1.0/license/userCount")
+        if tier < 0:  # an unlimited licence (assumed: Atlassian licences encode it as -1)
+            tier = UNLIMITED_TIER
         return Licence(tier=tier, licensed=licensed)
 
     def groups_of(self, user: str) -> frozenset[str]:

@@ -89,6 +89,7 @@ from floatseat.directory.http import (
 )
 from floatseat.directory.port import (
     DEFAULT_GROUPS,
+    UNLIMITED_TIER,
     ApplicationAccess,
     ConnectionInfo,
     Licence,
@@ -112,7 +113,6 @@ __all__ = [
     "parse_toml",
 ]
 
-UNLIMITED_TIER = 2**31 - 1  # the tier reported when the `unlimited` JSONPath says so
 MAX_PAGES = 100_000  # a list longer than this is a server ignoring `{start}`, not a group
 
 Placeholder = Literal["user", "group", "start", "limit"]

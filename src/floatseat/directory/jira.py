@@ -78,6 +78,7 @@ from floatseat.directory.http import (
 )
 from floatseat.directory.port import (
     DEFAULT_GROUPS,
+    UNLIMITED_TIER,
     ApplicationAccess,
     ConnectionInfo,
     Licence,
@@ -93,7 +94,7 @@ API = "/rest/api/2"
 DEFAULT_ROLE = "jira-software"
 PAGE_SIZE = 50  # what Jira serves at most per page, whatever is asked
 SESSIONS_API_SINCE = (9, 11)  # DELETE /rest/api/2/user/session/{username}
-UNLIMITED_SEATS = 2**31 - 1  # the tier reported for a role with `hasUnlimitedSeats`
+UNLIMITED_SEATS = UNLIMITED_TIER  # the tier reported for a role with `hasUnlimitedSeats`
 
 _ALREADY_MEMBER = re.compile(r"already\s+a\s+member", re.IGNORECASE)
 

@@ -13,6 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+# The tier reported for an unlimited licence: larger than any real user count, so the
+# arithmetic of free seats needs no special case.
+UNLIMITED_TIER = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class Licence:
