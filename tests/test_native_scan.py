@@ -28,8 +28,8 @@ def native(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(fastscan.ENGINE_ENV, raising=False)
     if fastscan._linescan is None:
         message = (
-            "floatseat.analysis._linescan is not built (needs gcc and the Python headers; "
-            "pip install -e . builds it)"
+            f"the native scanner is unavailable: {fastscan.engine_name()} "
+            "(building it needs gcc and the Python headers; pip install -e . builds it)"
         )
         if os.environ.get("FLOATSEAT_REQUIRE_SYSTEM_PROGRAMS") == "1":
             pytest.fail(message + " -- required because FLOATSEAT_REQUIRE_SYSTEM_PROGRAMS=1")

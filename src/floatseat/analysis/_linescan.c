@@ -36,7 +36,12 @@ enum {
     OP_TIME = 11,
 };
 
-#define WORDS 5       /* int32 words per instruction: op, a, b, c, d */
+/* int32 words per instruction: op, a, b, c, d, then for SET, RUN (possessive), ESCRUN and
+ * TIME: a capture slot stored before (-1: none), one stored after, and the offset and
+ * length of a literal that must follow (length 0: none). */
+#define WORDS 9
+#define PRE 5
+#define POST 6
 /* A set: one byte per input byte, [256] for the end of the line, then how to find its first
  * non-member 16 bytes at a time: [257] 1 when possible, [258] 1 when every byte <= 0x20 is
  * a candidate, [259..261] three more candidate bytes (candidates are checked in the table);
@@ -215,9 +220,10 @@ op_lit: {
 op_set:
     if (pos >= n || !p->sets[(Py_ssize_t)SET_BYTES * c[1] + s[pos]])
         goto fail;
+    if (c[PRE] >= 0)
+        R->caps[c[PRE]] = pos;
     pos++;
-    pc++;
-    DISPATCH();
+    goto carried;
 op_run: {
     int64_t mx = n - pos;
     if (c[3] >= 0 && c[3] < mx)
@@ -226,9 +232,10 @@ op_run: {
     if (k < c[2])
         goto fail;
     if (c[4]) { /* possessive: the compiler proved giving back cannot help */
+        if (c[PRE] >= 0)
+            R->caps[c[PRE]] = pos;
         pos += k;
-        pc++;
-        DISPATCH();
+        goto carried;
     }
     for (; k >= c[2]; k--) {
         if ((r = vm(R, pc + 1, pos + k)) != 0) {
@@ -261,6 +268,8 @@ op_lazy: {
 }
 op_escrun: { /* (?:[set]|\\.)* possessively; the set excludes the backslash */
     const SetInfo *si = &p->info[c[1]];
+    if (c[PRE] >= 0)
+        R->caps[c[PRE]] = pos;
     for (;;) {
         pos += span(s + pos, n - pos, R->avail - pos, si);
         if (pos + 1 < n && s[pos] == '\\' && s[pos + 1] != '\n')
@@ -268,8 +277,7 @@ op_escrun: { /* (?:[set]|\\.)* possessively; the set excludes the backslash */
         else
             break;
     }
-    pc++;
-    DISPATCH();
+    goto carried;
 }
 op_split:
     if ((r = vm(R, c[1], pos)) != 0) {
@@ -331,10 +339,25 @@ op_time: {
     if (day == 31 && !(month == 1 || month == 3 || month == 5 || month == 7 || month == 8 ||
                        month == 10 || month == 12))
         goto fail;
+    if (c[PRE] >= 0)
+        R->caps[c[PRE]] = pos;
     pos += 26;
+    goto carried;
+}
+carried: /* the capture after a carrier, then the literal it carries */
+    if (c[POST] >= 0)
+        R->caps[c[POST]] = pos;
+    if (c[8]) {
+        const uint8_t *lit = p->lits + c[7];
+        if (n - pos < c[8])
+            goto fail;
+        for (int32_t i = 0; i < c[8]; i++)
+            if (s[pos + i] != lit[i])
+                goto fail;
+        pos += c[8];
+    }
     pc++;
     DISPATCH();
-}
 #undef DISPATCH
 fail:
     R->depth--;
@@ -1159,6 +1182,11 @@ static int check_prog(const Prog *p)
         default:
             ok = 0;
         }
+        if (c[0] == OP_SET || c[0] == OP_RUN || c[0] == OP_ESCRUN || c[0] == OP_TIME) {
+            ok = ok && c[PRE] >= -1 && c[PRE] < SLOTS && c[POST] >= -1 && c[POST] < SLOTS &&
+                 c[7] >= 0 && c[8] >= 0 && (Py_ssize_t)c[7] + c[8] <= p->nlits &&
+                 (c[0] != OP_RUN || c[4] || (c[PRE] < 0 && c[POST] < 0 && c[8] == 0));
+        }
         if (!ok || (i == p->ncode - 1 && c[0] != OP_MATCH && c[0] != OP_JMP)) {
             PyErr_Format(PyExc_ValueError, "bad instruction %zd", i);
             return -1;
@@ -1399,6 +1427,12 @@ PyMODINIT_FUNC PyInit__linescan(void)
     PyObject *m = PyModule_Create(&module_def);
     if (!m)
         return NULL;
+    /* Bumped whenever the program format or scan()'s arguments change, so that a module
+     * built from older sources is not used with newer Python code. */
+    if (PyModule_AddIntConstant(m, "ABI", 2) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&ColumnType);
     if (PyModule_AddObject(m, "Column", (PyObject *)&ColumnType) < 0) {
         Py_DECREF(&ColumnType);

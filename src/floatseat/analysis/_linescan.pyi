@@ -4,6 +4,8 @@ from typing import Any
 
 from typing_extensions import Buffer
 
+ABI: int
+
 class Column:
     """A primitive column in C memory, exported once to Polars through the Arrow C interface."""
 

@@ -22,10 +22,16 @@ from typing import Any
 from floatseat.domain.activity import CountingRules
 from floatseat.logs.pattern import CLF_TIME, CompiledPattern
 
+ABI = 2  # the version of _linescan.c this module speaks; see ABI there
+_STALE = ""
 try:
     from floatseat.analysis import _linescan
 except ImportError:  # built without a compiler: the Polars path does everything
     _linescan = None  # type: ignore[assignment]
+else:
+    if getattr(_linescan, "ABI", None) != ABI:  # built from older sources: rebuild it
+        _STALE = f" (built from other sources: ABI {getattr(_linescan, 'ABI', '?')}, not {ABI})"
+        _linescan = None  # type: ignore[assignment]
 
 ENGINE_ENV = "FLOATSEAT_SCAN_ENGINE"  # 'polars' forces the reference path
 
@@ -52,6 +58,8 @@ def native_available() -> bool:
 def engine_name() -> str:
     """Which path `scan` takes by default: 'native' or 'polars' (and why)."""
     if _linescan is None:
+        if _STALE:
+            return "polars (the C extension is stale" + _STALE + "; pip install -e . rebuilds it)"
         return "polars (the C extension floatseat.analysis._linescan is not built)"
     if os.environ.get(ENGINE_ENV, "") == "polars":
         return f"polars ({ENGINE_ENV}=polars)"
@@ -353,7 +361,7 @@ class _Emitter:
         self.backtracks = False
 
     def op(self, *words: int) -> int:
-        self.code.append([*words, 0, 0, 0, 0][:5])
+        self.code.append([*words, 0, 0, 0, 0][:5] + [-1, -1, 0, 0])  # see WORDS
         return len(self.code) - 1
 
     def set_index(self, members: frozenset[int]) -> int:
@@ -510,7 +518,7 @@ def assemble(regexes: list[str], *, captures: list[bool]) -> Program:
         deterministic.append(not emitter.backtracks)
         base = len(code)
         entries.append(base)
-        for instruction in emitter.code:
+        for instruction in _fold(emitter.code, saves=not emitter.backtracks):
             shifted = list(instruction)
             if instruction[0] in (SPLIT, JMP):
                 shifted[1] += base
@@ -528,6 +536,68 @@ def assemble(regexes: list[str], *, captures: list[bool]) -> Program:
         table[row + 257 : row + SET_BYTES] = _search_hint(members)
     words = array.array("i", [w for instruction in code for w in instruction])
     return Program(words.tobytes(), bytes(table), bytes(lits), tuple(entries), tuple(deterministic))
+
+
+# Instructions that may carry a capture before and after them and a literal after them.
+_CARRIERS = (SET, RUN, ESCRUN, TIME)
+PRE, POST, LIT_OFFSET, LIT_LENGTH = 5, 6, 7, 8  # their words (see WORDS in the C code)
+
+
+def _targets(code: list[list[int]]) -> set[int]:
+    found = {0}
+    for instruction in code:
+        if instruction[0] in (SPLIT, JMP):
+            found.add(instruction[1])
+        if instruction[0] == SPLIT:
+            found.add(instruction[2])
+        if instruction[0] == DSPLIT:
+            found.update(instruction[2:4])
+    return found
+
+
+def _carrier(instruction: list[int]) -> bool:
+    return instruction[0] in _CARRIERS and (instruction[0] != RUN or instruction[4] == 1)
+
+
+def _fold(code: list[list[int]], *, saves: bool) -> list[list[int]]:
+    """Fewer dispatches: a literal (and plain captures) joins the instruction before it.
+
+    Only straight-line neighbours are joined: nothing may jump to the second one. Captures
+    move only when they are plain stores (`saves`), which run in order anyway; a possessive
+    run, a set, a time or an escaped text then a literal is the same test either way.
+    """
+    code = [list(i) for i in code]
+    while True:
+        targets = _targets(code)
+        for index in range(len(code) - 1):
+            here, after = code[index], code[index + 1]
+            if index + 1 in targets:
+                continue
+            if saves and here[0] == SAVE and _carrier(after) and after[PRE] < 0:
+                after[PRE] = here[1]
+            elif (
+                saves
+                and _carrier(here)
+                and after[0] == SAVE
+                and here[POST] < 0
+                and here[LIT_LENGTH] == 0
+            ):
+                here[POST] = after[1]
+            elif _carrier(here) and after[0] == LIT and here[LIT_LENGTH] == 0:
+                here[LIT_OFFSET], here[LIT_LENGTH] = after[1], after[2]
+            else:
+                continue
+            gone = index if here[0] == SAVE else index + 1
+            break
+        else:
+            return code
+        del code[gone]
+        for instruction in code:  # every jump past the removed instruction moves back
+            for word in ((1,) if instruction[0] == JMP else ()) + (
+                (1, 2) if instruction[0] == SPLIT else ((2, 3) if instruction[0] == DSPLIT else ())
+            ):
+                if instruction[word] > gone:
+                    instruction[word] -= 1
 
 
 def _range_and_three(stops: set[int]) -> bytes | None:

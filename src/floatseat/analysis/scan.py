@@ -125,7 +125,7 @@ def scan_file(
         if plan is None:
             return _scan_blocks(name, read_chunks(stream, CHUNK_BYTES), pattern, rules, plan)
         # The C scanner reads the buffers in place: no copy, no fresh pages per block.
-        pooled = read_pooled(stream, CHUNK_BYTES, SCAN_THREADS + 2)
+        pooled = read_pooled(stream, CHUNK_BYTES, SCAN_THREADS + 1)
         return _scan_blocks(name, pooled, pattern, rules, plan)
 
 
@@ -133,7 +133,7 @@ def read_pooled(stream: BinaryIO, chunk_bytes: int, buffers: int) -> Iterator[me
     """Blocks of whole lines, as views of `buffers` buffers used in turn.
 
     A view stays valid until `buffers - 1` more blocks have been taken: the consumer must
-    be done with it by then (`_scan_blocks` holds at most SCAN_THREADS + 1).
+    be done with it by then (`_scan_blocks` holds SCAN_THREADS while the next one is read).
     """
     pool = [bytearray(chunk_bytes) for _ in range(buffers)]
     turn = 0
