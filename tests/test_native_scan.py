@@ -22,7 +22,7 @@ from floatseat.logs.formats import KNOWN_FORMATS
 from floatseat.logs.pattern import CompiledPattern, PatternError, compile_pattern
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def native(monkeypatch: pytest.MonkeyPatch) -> None:
     """The compiled module; a skip on a laptop without a compiler, a failure in CI."""
     monkeypatch.delenv(fastscan.ENGINE_ENV, raising=False)
@@ -358,6 +358,7 @@ def both(
     return reference, figures(scan._scan_block_native("x", block, pattern, rules, plan))
 
 
+@pytest.mark.usefixtures("native")
 @settings(
     max_examples=int(os.environ.get("FLOATSEAT_NATIVE_EXAMPLES", "400")),
     deadline=None,
@@ -380,6 +381,7 @@ def test_native_scan_equals_the_polars_path(
         assert native == reference
 
 
+@pytest.mark.usefixtures("native")
 def test_known_formats_and_default_rules_take_the_native_path() -> None:
     for log_format in KNOWN_FORMATS:
         for rules in (CountingRules(), CountingRules(context_path="/jira")):
@@ -393,6 +395,7 @@ def jira(user: str = "ann", time: str = "02/Mar/2026:10:00:00 +0000", target: st
     return JIRA_LINE.format(user=user, time=time, target=target)
 
 
+@pytest.mark.usefixtures("native")
 def test_clean_lines_are_all_decided_natively() -> None:
     from floatseat.logs.formats import FORMATS_BY_NAME
 
@@ -416,6 +419,7 @@ def test_clean_lines_are_all_decided_natively() -> None:
     assert sorted(found["users"]) == ["ANN", "ann", "j\\u00f3zef"]
 
 
+@pytest.mark.usefixtures("native")
 def test_what_the_machine_cannot_decide_goes_to_polars_with_its_line_number() -> None:
     from floatseat.logs.formats import FORMATS_BY_NAME
 
@@ -443,6 +447,7 @@ def test_a_malformed_first_line_number_is_the_smallest_of_both_kinds() -> None:
     assert part.malformed_rows == [1, 3]
 
 
+@pytest.mark.usefixtures("native")
 @pytest.mark.parametrize(
     ("regex", "line", "expected"),
     [
@@ -518,6 +523,7 @@ BAD_DATES = [
 ]
 
 
+@pytest.mark.usefixtures("native")
 @pytest.mark.parametrize("log_format", KNOWN_FORMATS, ids=lambda f: f.name)
 @pytest.mark.parametrize("context_path", [None, "/jira"])
 def test_dates_that_do_not_exist_are_judged_alike_whatever_the_line(
