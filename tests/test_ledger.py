@@ -12,10 +12,13 @@ from alembic.runtime.migration import MigrationContext
 from floatseat.directory.fake import FakeDirectory
 from floatseat.domain.policy import (
     Activity,
+    AdminGrant,
+    AdminRevoke,
     DirectoryChanged,
     Pin,
     PinsChanged,
     PolicySettings,
+    RevokesPaused,
     Rule,
     Sweep,
 )
@@ -158,6 +161,12 @@ def test_a_restarted_engine_decides_exactly_as_one_that_never_stopped(
         Activity("bob", 800),
         Sweep(2100),  # the pin ended
         Activity("ann", 2200),
+        RevokesPaused(2300, "frozen by admin"),  # kept in the ledger: survives the restart
+        Sweep(9000),  # everyone expired, nobody revoked
+        AdminRevoke(9010, "ann", "root", "leaves the company"),
+        AdminGrant(9020, "carl", "root", "incident"),
+        RevokesPaused(9030, None),
+        Sweep(9040),
     ]
     steady = start(f"sqlite:///{tmp_path / 'steady.db'}", directory(), opened)
     restarted_url = f"sqlite:///{tmp_path / 'restarted.db'}"

@@ -9,6 +9,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from floatseat.domain.policy import (
     Activity,
+    AdminGrant,
+    AdminRevoke,
     Decision,
     Denied,
     DirectoryChanged,
@@ -354,6 +356,11 @@ class PolicyMachine(RuleBasedStateMachine):
         until = None if for_s is None else self.now + for_s
         self.handle(PinsChanged(self.now, (Pin(user=user, until=until),)))
 
+    @rule(user=st.sampled_from((*USERS, "svc")), grant=st.booleans())
+    def admin(self, user: str, grant: bool) -> None:
+        event = AdminGrant if grant else AdminRevoke
+        self.handle(event(self.now, user, "root", "by hand"))
+
     @rule(reason=st.one_of(st.none(), st.just("feed of node2 stalled")))
     def pause_or_resume(self, reason: str | None) -> None:
         self.paused = reason
@@ -363,8 +370,7 @@ class PolicyMachine(RuleBasedStateMachine):
     @rule()
     def restart_from_snapshot(self) -> None:
         self.policy = SeatPolicy.restore(self.policy.settings, self.policy.snapshot())
-        if self.paused is not None:  # the service says it again after a restart
-            self.handle(RevokesPaused(self.now, self.paused))
+        assert self.policy.revokes_paused == self.paused
 
     @invariant()
     def seats_held_never_exceed_capacity(self) -> None:
@@ -504,3 +510,66 @@ def test_idle_revokes_per_sweep_are_capped_longest_idle_first() -> None:
 def test_a_negative_revoke_cap_is_refused() -> None:
     with pytest.raises(SettingsError, match="max_revokes_per_sweep"):
         PolicySettings(max_revokes_per_sweep=-1)
+
+
+def test_an_admin_grant_takes_a_free_seat_and_says_who_and_why() -> None:
+    p = policy(seats=1)
+    [grant] = p.handle(AdminGrant(5, "ann", "root", "incident 42"))
+    assert (type(grant), grant.rule) == (Grant, Rule.GRANT_BY_ADMIN)
+    assert "root" in grant.reason and "incident 42" in grant.reason
+
+
+def test_an_admin_grant_never_goes_above_capacity() -> None:
+    p = policy(seats=1, preempt=False)
+    p.handle(Activity("ann", 0))
+    [denied] = p.handle(AdminGrant(10, "bob", "root", "urgent"))
+    assert (type(denied), denied.rule) == (Denied, Rule.DENY_NO_SEAT_FOR_ADMIN)
+    assert set(p.holders) == {"ann"}
+
+
+def test_an_admin_grant_may_take_an_expired_seat_but_not_while_paused() -> None:
+    p = policy(seats=1, preempt=False)
+    p.handle(Activity("ann", 0))
+    p.handle(RevokesPaused(T + 1, "frozen"))
+    assert kinds(p.handle(AdminGrant(T + 10, "bob", "root", "x"))) == [
+        ("Denied", "bob", Rule.DENY_NO_SEAT_FOR_ADMIN)
+    ]
+    p.handle(RevokesPaused(T + 20, None))
+    assert kinds(p.handle(AdminGrant(T + 30, "bob", "root", "x"))) == [
+        ("Revoke", "ann", Rule.REVOKE_LAZY_EXPIRY),
+        ("Grant", "bob", Rule.GRANT_BY_ADMIN),
+    ]
+
+
+def test_an_admin_revoke_frees_the_seat_for_the_queue() -> None:
+    p = policy(seats=1, preempt=False)
+    p.handle(Activity("ann", 0))
+    p.handle(Activity("bob", 10))  # queued
+    assert kinds(p.handle(AdminRevoke(20, "ann", "root", "left"))) == [
+        ("Revoke", "ann", Rule.REVOKE_BY_ADMIN),
+        ("Grant", "bob", Rule.GRANT_FROM_QUEUE),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event", "why"),
+    [
+        (AdminGrant(5, "mallory", "root", "x"), "not a member of the pool"),
+        (AdminGrant(5, "svc", "root", "x"), "excluded"),
+        (AdminRevoke(5, "bob", "root", "x"), "holds no floating seat"),
+    ],
+)
+def test_admin_requests_that_cannot_apply_are_ignored_with_the_reason(
+    event: AdminGrant | AdminRevoke, why: str
+) -> None:
+    p = policy(seats=2)
+    [ignored] = p.handle(event)
+    assert (type(ignored), ignored.rule) == (Ignored, Rule.IGNORE_ADMIN_REQUEST)
+    assert why in ignored.reason
+
+
+def test_a_pinned_user_is_neither_granted_nor_revoked_by_hand() -> None:
+    p = policy(seats=2)
+    p.handle(PinsChanged(0, (Pin(user="ann"),)))
+    for event in (AdminGrant(5, "ann", "root", "x"), AdminRevoke(6, "ann", "root", "x")):
+        assert kinds(p.handle(event)) == [("Ignored", "ann", Rule.IGNORE_ADMIN_REQUEST)]

@@ -39,17 +39,21 @@ class Rule(StrEnum):
     GRANT_AFTER_PREEMPTION = "grant-after-preemption"
     GRANT_FROM_QUEUE = "grant-from-queue"
     GRANT_PIN_ENDED = "grant-pin-ended"
+    GRANT_BY_ADMIN = "grant-by-admin"
     REVOKE_IDLE = "revoke-idle"
     REVOKE_LAZY_EXPIRY = "revoke-lazy-expiry"
     REVOKE_PREEMPTED = "revoke-preempted"
     REVOKE_CAPACITY_DROP = "revoke-capacity-drop"
+    REVOKE_BY_ADMIN = "revoke-by-admin"
     RELEASE_PINNED = "release-pinned"
     RELEASE_LEFT_POOL = "release-left-pool"
     QUEUE_NO_SEAT = "queue-no-seat"
     DENY_QUEUE_TIMEOUT = "deny-queue-timeout"
+    DENY_NO_SEAT_FOR_ADMIN = "deny-no-seat-for-admin"
     WARN_IDLE = "warn-idle"
     IGNORE_NOT_IN_POOL = "ignore-not-in-pool"
     IGNORE_EXCLUDED = "ignore-excluded"
+    IGNORE_ADMIN_REQUEST = "ignore-admin-request"
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,28 @@ class RevokesPaused:
 
 
 @dataclass(frozen=True)
+class AdminGrant:
+    """An admin gives `user` a seat by hand (break-glass): a free seat, or one the rules
+    may take back (an expired or, with pre-emption, an idle holder). Never above capacity:
+    with no seat to be had it is denied, and the admin may revoke someone first."""
+
+    at: int
+    user: str
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AdminRevoke:
+    """An admin takes `user`'s floating seat back by hand."""
+
+    at: int
+    user: str
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class DirectoryChanged:
     at: int
     figures: DirectoryFigures
@@ -222,7 +248,7 @@ class PinsChanged:
     pins: tuple[Pin, ...]
 
 
-Event = Activity | Sweep | DirectoryChanged | PinsChanged | RevokesPaused
+Event = Activity | Sweep | DirectoryChanged | PinsChanged | RevokesPaused | AdminGrant | AdminRevoke
 
 
 @dataclass
@@ -250,6 +276,7 @@ class PolicySnapshot:
     waiters: tuple[Waiter, ...]
     locked_until: tuple[tuple[str, int], ...]
     pinned: frozenset[str]
+    revokes_paused: str | None = None
 
 
 class SeatPolicy:
@@ -270,8 +297,7 @@ class SeatPolicy:
         self.waiters: dict[str, Waiter] = {}
         self.locked_until: dict[str, int] = {}
         self.pinned: frozenset[str] = frozenset()
-        # Why idle revokes are paused, or None. Not in the snapshot: the service knows why
-        # (a freeze, a stalled feed) and says so again after a restart.
+        # Why idle revokes are paused (a freeze, a stalled feed), or None.
         self.revokes_paused: str | None = None
         self._pin_entries = self._resolve_pins()
 
@@ -312,6 +338,10 @@ class SeatPolicy:
             self._activity(event.user, event.at, out)
         elif isinstance(event, Sweep):
             self._sweep(event.at, out)
+        elif isinstance(event, AdminGrant):
+            self._admin_grant(event, out)
+        elif isinstance(event, AdminRevoke):
+            self._admin_revoke(event, out)
         elif isinstance(event, RevokesPaused):
             self.revokes_paused = event.reason
             self._settle(event.at, out)
@@ -358,6 +388,48 @@ class SeatPolicy:
             out.append(
                 Queued(user, now, Rule.QUEUE_NO_SEAT, f"all {self.capacity()} seats are in use")
             )
+
+    def _admin_grant(self, event: AdminGrant, out: list[Decision]) -> None:
+        user, now = event.user, event.at
+        said = f"by {event.by}: {event.reason}"
+        refusal = self._admin_refusal(user)
+        if refusal is None and user in self.holders:
+            refusal = "already holds a seat"
+        if refusal is not None:
+            out.append(Ignored(user, now, Rule.IGNORE_ADMIN_REQUEST, f"{refusal} ({said})"))
+            return
+        self._settle(now, out)
+        rule = self._make_room(user, now, out) if self._room_possible(now) else None
+        if rule is None:
+            reason = f"all {self.capacity()} seats are in use and none can be freed ({said})"
+            out.append(Denied(user, now, Rule.DENY_NO_SEAT_FOR_ADMIN, reason))
+            return
+        self.waiters.pop(user, None)
+        self._grant(user, now, Rule.GRANT_BY_ADMIN, out)
+        out[-1] = replace(out[-1], reason=f"{out[-1].reason} ({said})")
+
+    def _admin_revoke(self, event: AdminRevoke, out: list[Decision]) -> None:
+        user, now = event.user, event.at
+        said = f"by {event.by}: {event.reason}"
+        holder = self.holders.get(user)
+        refusal = self._admin_refusal(user)
+        if refusal is None and holder is None:
+            refusal = "holds no floating seat"
+        if refusal is not None or holder is None:
+            out.append(Ignored(user, now, Rule.IGNORE_ADMIN_REQUEST, f"{refusal} ({said})"))
+            return
+        self._revoke(holder, now, Rule.REVOKE_BY_ADMIN, out)
+        out[-1] = replace(out[-1], reason=said)
+        self._serve_queue(now, out)
+
+    def _admin_refusal(self, user: str) -> str | None:
+        if user in self.figures.excluded:
+            return "excluded from floating"
+        if user not in self.figures.pool:
+            return "not a member of the pool groups"
+        if user in self.pinned:
+            return "pinned: unpin first"
+        return None
 
     def _sweep(self, now: int, out: list[Decision]) -> None:
         self._settle(now, out)
@@ -628,6 +700,7 @@ class SeatPolicy:
             waiters=tuple(replace(w) for w in self.waiters.values()),
             locked_until=tuple(sorted(self.locked_until.items())),
             pinned=self.pinned,
+            revokes_paused=self.revokes_paused,
         )
 
     @classmethod
@@ -638,6 +711,7 @@ class SeatPolicy:
         policy.waiters = {w.user: replace(w) for w in waiters}
         policy.locked_until = dict(snapshot.locked_until)
         policy.pinned = snapshot.pinned
+        policy.revokes_paused = snapshot.revokes_paused
         return policy
 
 

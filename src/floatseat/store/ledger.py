@@ -123,6 +123,7 @@ class SqlLedgerTransaction:
                 sorted((r.username, r.until) for r in self._c.execute(sa.select(revoke_locks)))
             ),
             pinned=frozenset(self._c.execute(sa.select(pinned_users.c.username)).scalars()),
+            revokes_paused=state.revokes_paused,
         )
 
     def save(self, before: PolicySnapshot, after: PolicySnapshot) -> int:
@@ -133,6 +134,8 @@ class SqlLedgerTransaction:
             self._sync(
                 directory_users, _directory_rows(before.figures), _directory_rows(after.figures)
             )
+        if after.revokes_paused != before.revokes_paused:
+            values["revokes_paused"] = after.revokes_paused
         if after.pins != before.pins:
             values["pins"] = [
                 {"user": p.user, "group": p.group, "until": p.until} for p in after.pins

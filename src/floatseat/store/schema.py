@@ -38,6 +38,7 @@ ledger_state = sa.Table(
     sa.Column("licence_licensed", sa.Integer),
     sa.Column("licence_reported_at", Seconds),
     sa.Column("licence_watermark", sa.BigInteger),  # move_seq when that report was read
+    sa.Column("revokes_paused", sa.String(500)),  # why idle revokes are paused, or NULL
     sa.CheckConstraint("id = 1", name="single_row"),
 )
 
