@@ -86,6 +86,16 @@ class LicenceReport:
     watermark: int
 
 
+@dataclass(frozen=True)
+class LicenceDay:
+    """The highest licensed count the product reported on one UTC day, and the tier it
+    reported last that day."""
+
+    day: str  # YYYY-MM-DD, UTC
+    max_licensed: int
+    tier: int
+
+
 class LedgerTransaction(Protocol):
     """One ledger transaction: it commits when its block ends normally, else rolls back."""
 
@@ -138,11 +148,16 @@ class LedgerTransaction(Protocol):
     def licence_report(self) -> LicenceReport | None: ...
 
     def record_licence(self, report: LicenceReport) -> None:
-        """Keep `report` unless a newer one (by watermark) is already stored."""
+        """Keep `report` unless a newer one (by watermark) is already stored; either way,
+        raise the maximum licensed count of the report's UTC day."""
         ...
 
     def seats_in_flight(self, watermark: int, except_move: int) -> int:
         """Grants that add a seat and may be missing from a report taken at `watermark`."""
+        ...
+
+    def licence_days(self, since: str | None = None) -> list[LicenceDay]:
+        """The daily maximum licensed count, oldest day first; from `since` (YYYY-MM-DD)."""
         ...
 
     # -- reading ---------------------------------------------------------------------------

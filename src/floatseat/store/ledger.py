@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from floatseat.service.errors import LedgerDatabaseError, LedgerNotReady
 from floatseat.service.ports import (
     AuditEntry,
     AuditKind,
+    LicenceDay,
     LicenceReport,
     Move,
     MoveAction,
@@ -29,6 +31,7 @@ from floatseat.store.schema import (
     directory_users,
     holders,
     ledger_state,
+    licence_days,
     outbox,
     pinned_users,
     revoke_locks,
@@ -65,6 +68,11 @@ class SqlLedger:
                 yield SqlLedgerTransaction(connection)
         except sa.exc.DBAPIError as error:
             raise LedgerDatabaseError(f"the ledger's database failed: {error.orig}") from error
+
+    def licence_days(self, since: str | None = None) -> list[LicenceDay]:
+        """The daily maximum licensed count, oldest day first; from `since` (YYYY-MM-DD) on."""
+        with self.transaction() as tx:
+            return tx.licence_days(since)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -309,6 +317,35 @@ class SqlLedgerTransaction:
                 licence_watermark=report.watermark,
             )
         )
+        self._raise_licence_day(report)
+
+    def _raise_licence_day(self, report: LicenceReport) -> None:
+        day = utc_day(report.reported_at)
+        row = self._c.execute(
+            sa.select(licence_days.c.max_licensed, licence_days.c.tier).where(
+                licence_days.c.day == day
+            )
+        ).one_or_none()
+        if row is None:
+            self._c.execute(
+                sa.insert(licence_days).values(
+                    day=day,
+                    max_licensed=report.licensed,
+                    tier=report.tier,
+                    max_at=report.reported_at,
+                )
+            )
+        elif report.licensed > row.max_licensed or report.tier != row.tier:
+            values: Row = {"tier": report.tier}
+            if report.licensed > row.max_licensed:
+                values.update(max_licensed=report.licensed, max_at=report.reported_at)
+            self._c.execute(sa.update(licence_days).where(licence_days.c.day == day).values(values))
+
+    def licence_days(self, since: str | None = None) -> list[LicenceDay]:
+        query = sa.select(licence_days).order_by(licence_days.c.day)
+        if since is not None:
+            query = query.where(licence_days.c.day >= since)
+        return [LicenceDay(r.day, r.max_licensed, r.tier) for r in self._c.execute(query)]
 
     def seats_in_flight(self, watermark: int, except_move: int) -> int:
         query = sa.select(sa.func.count()).where(
@@ -333,6 +370,11 @@ class SqlLedgerTransaction:
             AuditEntry(r.at, r.username, AuditKind(r.kind), r.rule, r.reason, r.move_id)
             for r in self._c.execute(query)
         ]
+
+
+def utc_day(at: int) -> str:
+    """The UTC day of an instant (seconds since the epoch), as YYYY-MM-DD."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
 
 
 def _move(row: sa.Row[Any]) -> Move:

@@ -115,3 +115,34 @@ audit_log = sa.Table(
     sa.Column("move_id", Id, sa.ForeignKey("outbox.id")),
     sa.Index(None, "username", "at"),
 )
+
+# The highest licensed count the product reported on each UTC day, with the tier then:
+# evidence for renewals. Every licence read raises the day's maximum.
+licence_days = sa.Table(
+    "licence_days",
+    metadata,
+    sa.Column("day", sa.String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    sa.Column("max_licensed", sa.Integer, nullable=False),
+    sa.Column("tier", sa.Integer, nullable=False),
+    sa.Column("max_at", Seconds, nullable=False),  # when the maximum was first read
+)
+
+# The service's switches that outlive a restart: an admin's freeze, a stalled feed.
+# Each is one reason to pause idle revokes; the policy gets them combined.
+service_flags = sa.Table(
+    "service_flags",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("set_by", Username, nullable=False),
+    sa.Column("set_at", Seconds, nullable=False),
+)
+
+# Where each log follower stopped, saved after the engine committed what it read.
+feed_positions = sa.Table(
+    "feed_positions",
+    metadata,
+    sa.Column("feed", sa.String(255), primary_key=True),  # node + kind
+    sa.Column("positions", sa.JSON, nullable=False),  # LogFollower.positions()
+    sa.Column("saved_at", Seconds, nullable=False),
+)
