@@ -75,6 +75,12 @@ class SeatEngine:
         self._loaded = _Loaded(new_version, policy, after)
         return decisions
 
+    def peek(self) -> PolicySnapshot | None:
+        """The state this engine committed last, without reading the ledger; None before its
+        first event. Stale if another process wrote since: good for hints, not decisions."""
+        loaded = self._loaded
+        return None if loaded is None else loaded.snapshot
+
     def state(self) -> PolicySnapshot:
         """The policy's state as committed in the ledger."""
         with self.ledger.transaction() as tx:

@@ -68,6 +68,7 @@ class PassReport:
     deferred: list[int] = field(default_factory=list)
     superseded: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)  # another executor has it right now
+    shadowed: list[int] = field(default_factory=list)  # shadow mode: recorded, not applied
 
 
 class OutboxExecutor:
@@ -207,6 +208,27 @@ class OutboxExecutor:
             tx.retry_later(move.id, next_try_at=now + delay, error=str(error), attempt=True)
             tx.append_audit([_entry(now, move, AuditKind.MOVE_FAILED, reason)])
         report.failed.append(move.id)
+
+
+class ShadowOutbox:
+    """Shadow mode's outbox: every due move is recorded as what would have been done, and
+    the directory is never changed. Same `run_once(now)` as `OutboxExecutor`."""
+
+    def __init__(self, ledger: Ledger, settings: OutboxSettings = DEFAULT_OUTBOX) -> None:
+        self.ledger = ledger
+        self.settings = settings
+
+    def run_once(self, now: int) -> PassReport:
+        report = PassReport()
+        with self.ledger.transaction() as tx:
+            tx.lock()
+            for move in tx.due_moves(now, self.settings.batch):
+                done = "into" if move.action is MoveAction.GRANT else "out of"
+                reason = f"shadow mode: would have moved the user {done} the licensed group"
+                tx.shadow(move.id, now)
+                tx.append_audit([_entry(now, move, AuditKind.MOVE_SHADOWED, reason)])
+                report.shadowed.append(move.id)
+        return report
 
 
 def _no_free_seat(tx: LedgerTransaction, move_id: int) -> str | None:

@@ -25,6 +25,7 @@ class MoveState(StrEnum):
     IN_FLIGHT = "in-flight"  # an attempt began and its outcome is unknown
     DONE = "done"
     SUPERSEDED = "superseded"  # the ledger no longer wants it: nothing to do
+    SHADOWED = "shadowed"  # shadow mode: decided and recorded, never applied
 
 
 class AuditKind(StrEnum):
@@ -41,6 +42,18 @@ class AuditKind(StrEnum):
     MOVE_FAILED = "move-failed"
     MOVE_DEFERRED = "move-deferred"
     MOVE_SUPERSEDED = "move-superseded"
+    MOVE_SHADOWED = "move-shadowed"  # shadow mode: what would have been done
+    # Reconciliation: drift repaired, users placed or followed.
+    DRIFT_ADOPTED = "drift-adopted"  # found licensed by hand, kept as a holder
+    DRIFT_REVOKED = "drift-revoked"  # found licensed by hand, no seat for them: moved out
+    DRIFT_REGRANTED = "drift-regranted"  # a holder found outside the licensed group
+    USER_PLACED = "user-placed"  # a new user put in the unlicensed pool group
+    USER_DEACTIVATED = "user-deactivated"  # a deactivated holder's seat taken back
+    # The service's switches.
+    FREEZE = "freeze"
+    UNFREEZE = "unfreeze"
+    FEED_STALLED = "feed-stalled"
+    FEED_RECOVERED = "feed-recovered"
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,16 @@ class LicenceDay:
     tier: int
 
 
+@dataclass(frozen=True)
+class Flag:
+    """One of the service's persisted switches (an admin's freeze, a stalled feed)."""
+
+    name: str
+    reason: str
+    set_by: str
+    set_at: int
+
+
 class LedgerTransaction(Protocol):
     """One ledger transaction: it commits when its block ends normally, else rolls back."""
 
@@ -142,6 +165,10 @@ class LedgerTransaction(Protocol):
         ...
 
     def supersede(self, move_id: int, now: int) -> None: ...
+
+    def shadow(self, move_id: int, now: int) -> None:
+        """Shadow mode: recorded as decided, never applied."""
+        ...
 
     def move_seq(self) -> int: ...
 

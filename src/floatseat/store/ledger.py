@@ -19,6 +19,7 @@ from floatseat.service.errors import LedgerDatabaseError, LedgerNotReady
 from floatseat.service.ports import (
     AuditEntry,
     AuditKind,
+    Flag,
     LicenceDay,
     LicenceReport,
     Move,
@@ -29,12 +30,14 @@ from floatseat.store.database import create_engine, ensure_current, upgrade
 from floatseat.store.schema import (
     audit_log,
     directory_users,
+    feed_positions,
     holders,
     ledger_state,
     licence_days,
     outbox,
     pinned_users,
     revoke_locks,
+    service_flags,
     waiters,
 )
 
@@ -73,6 +76,10 @@ class SqlLedger:
         """The daily maximum licensed count, oldest day first; from `since` (YYYY-MM-DD) on."""
         with self.transaction() as tx:
             return tx.licence_days(since)
+
+    def flags(self) -> dict[str, Flag]:
+        with self.transaction() as tx:
+            return tx.flags()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -358,6 +365,57 @@ class SqlLedgerTransaction:
             ),
         )
         return int(self._c.execute(query).scalar_one())
+
+    def shadow(self, move_id: int, now: int) -> None:
+        """Shadow mode: the move is recorded as decided and never applied."""
+        self._update_move(
+            move_id, state=MoveState.SHADOWED.value, finished_at=now, lease_until=None
+        )
+
+    def users_with_unfinished_moves(self) -> frozenset[str]:
+        query = sa.select(outbox.c.username).where(outbox.c.state.in_(_UNFINISHED)).distinct()
+        return frozenset(self._c.execute(query).scalars())
+
+    def backlog(self, now: int) -> tuple[int, int | None]:
+        """Unfinished moves, and when the oldest of them was decided (None if none)."""
+        query = sa.select(sa.func.count(), sa.func.min(outbox.c.decided_at)).where(
+            outbox.c.state.in_(_UNFINISHED)
+        )
+        count, oldest = self._c.execute(query).one()
+        return int(count), None if oldest is None else int(oldest)
+
+    # -- the service's flags and feed positions ----------------------------------------------
+
+    def flags(self) -> dict[str, Flag]:
+        rows = self._c.execute(sa.select(service_flags).order_by(service_flags.c.name))
+        return {r.name: Flag(r.name, r.reason, r.set_by, r.set_at) for r in rows}
+
+    def set_flag(self, flag: Flag) -> None:
+        self._c.execute(sa.delete(service_flags).where(service_flags.c.name == flag.name))
+        self._c.execute(
+            sa.insert(service_flags).values(
+                name=flag.name, reason=flag.reason[:500], set_by=flag.set_by, set_at=flag.set_at
+            )
+        )
+
+    def clear_flag(self, name: str) -> bool:
+        result = self._c.execute(sa.delete(service_flags).where(service_flags.c.name == name))
+        return bool(result.rowcount)
+
+    def feed_positions(self) -> dict[str, Any]:
+        """What each feed saved last (its followers' positions, or other JSON), by feed."""
+        rows = self._c.execute(sa.select(feed_positions.c.feed, feed_positions.c.positions))
+        return {r.feed: r.positions for r in rows}
+
+    def save_feed_positions(self, saved: Mapping[str, Any], at: int) -> None:
+        if not saved:
+            return
+        keys = list(saved)
+        self._c.execute(sa.delete(feed_positions).where(feed_positions.c.feed.in_(keys)))
+        self._c.execute(
+            sa.insert(feed_positions),
+            [{"feed": k, "positions": v, "saved_at": at} for k, v in saved.items()],
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
