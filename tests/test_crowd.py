@@ -14,6 +14,8 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from recorded import Script as Server
+from recorded import reply, scripted_http
 
 from floatseat.directory import crowd as crowd_module
 from floatseat.directory.crowd import SYNC_LAG_NOTE, CrowdDirectory
@@ -25,46 +27,13 @@ from floatseat.directory.errors import (
     ReadOnlyDirectory,
     UserNotFound,
 )
-from floatseat.directory.http import AtlassianHttp, PersonalAccessToken, RetryPolicy, make_client
+from floatseat.directory.http import AtlassianHttp, PersonalAccessToken, make_client
 from floatseat.directory.jira import JiraDirectory
 from floatseat.directory.port import ConnectionInfo, Licence, ManagedDirectory, User
 
 BASE = "https://crowd.example.com/crowd"
 C = "/crowd/rest/usermanagement/1"
 APP = ("floatseat-app", "app-s3cret")
-
-Reply = httpx.Response | Exception
-
-
-class Server:
-    """The requests a test expects, in order, each with the reply the server sends."""
-
-    def __init__(self, *steps: tuple[str, str, Reply]) -> None:
-        self.steps = list(steps)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        sent = (request.method, request.url.raw_path.decode("ascii"))
-        assert self.steps, f"unexpected request {sent}"
-        method, target, reply = self.steps.pop(0)
-        assert sent == (method, target)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    def done(self) -> bool:
-        return not self.steps
-
-    def body(self, index: int) -> Any:
-        return json.loads(self.requests[index].content)
-
-
-def reply(status: int, body: object = None, **headers: str) -> httpx.Response:
-    fixed = {k.replace("_", "-"): v for k, v in headers.items()}
-    if body is None:
-        return httpx.Response(status, headers=fixed)
-    return httpx.Response(status, json=body, headers=fixed)
 
 
 def error(status: int, reason: str, message: str) -> httpx.Response:
@@ -77,13 +46,7 @@ def crowd(
     licence_source: ManagedDirectory | None = None,
     **options: Any,
 ) -> CrowdDirectory:
-    client = make_client(BASE, APP, transport=httpx.MockTransport(server))
-    http = AtlassianHttp(
-        client,
-        policy=RetryPolicy(attempts=3),
-        sleep=(sleeps.append if sleeps is not None else lambda _: None),
-        random=lambda: 1.0,
-    )
+    http = scripted_http(BASE, APP, server, sleeps)
     return CrowdDirectory(http, licence_source=licence_source, **options)
 
 
@@ -99,6 +62,15 @@ def groups(*names: str) -> dict[str, object]:
         "expand": "group",
         "groups": [{"link": {"href": f"{BASE}{C}/group?groupname={n}"}, "name": n} for n in names],
     }
+
+
+def direct_groups(user: str, *names: str) -> tuple[tuple[str, str, httpx.Response], ...]:
+    """Crowd listing `user`'s direct groups: a page of `names`, then the empty page after it."""
+    url = f"{C}/user/group/direct?username={user}&start-index={{}}&max-results=1000"
+    return (
+        ("GET", url.format(0), reply(200, groups(*names))),
+        ("GET", url.format(len(names)), reply(200, groups())),
+    )
 
 
 CROWD_USER = {
@@ -266,19 +238,9 @@ def test_members_of_a_missing_group_raise_group_not_found() -> None:
 
 
 def test_groups_of_lists_the_direct_groups() -> None:
-    server = Server(
-        (
-            "GET",
-            f"{C}/user/group/direct?username=bob&start-index=0&max-results=1000",
-            reply(200, groups("jira-users", "IUM_Enabled")),
-        ),
-        (
-            "GET",
-            f"{C}/user/group/direct?username=bob&start-index=2&max-results=1000",
-            reply(200, groups()),
-        ),
-    )
+    server = Server(*direct_groups("bob", "jira-users", "IUM_Enabled"))
     assert crowd(server).groups_of("bob") == {"jira-users", "IUM_Enabled"}
+    assert server.done()  # a short page is not the end: only the empty one is
 
 
 def test_memberships_merge_names_case_insensitively() -> None:
@@ -424,44 +386,27 @@ def test_removing_a_non_member_is_a_no_op() -> None:
     assert len(server.requests) == 1
 
 
-def test_a_bare_404_for_a_non_member_is_looked_up_and_a_no_op() -> None:
-    server = Server(
+def bare_404_for(bobs_groups: tuple[str, ...]) -> Server:
+    """A DELETE answered by a bare 404; bob and the group exist, and bob is in `bobs_groups`."""
+    return Server(
         ("DELETE", f"{C}/user/group/direct?username=bob&groupname=IUM_Enabled", reply(404)),
         ("GET", f"{C}/user?username=bob", reply(200, CROWD_USER)),
         ("GET", f"{C}/group?groupname=IUM_Enabled", reply(200, {"name": "IUM_Enabled"})),
-        (
-            "GET",
-            f"{C}/user/group/direct?username=bob&start-index=0&max-results=1000",
-            reply(200, groups("jira-users")),
-        ),
-        (
-            "GET",
-            f"{C}/user/group/direct?username=bob&start-index=1&max-results=1000",
-            reply(200, groups()),
-        ),
+        *direct_groups("bob", *bobs_groups),
     )
+
+
+def test_a_bare_404_for_a_non_member_is_looked_up_and_a_no_op() -> None:
+    server = bare_404_for(("jira-users",))
     crowd(server).remove_user_from_group("bob", "IUM_Enabled")
     assert server.done()
 
 
 def test_a_bare_404_while_still_a_member_stays_an_error() -> None:
-    server = Server(
-        ("DELETE", f"{C}/user/group/direct?username=bob&groupname=IUM_Enabled", reply(404)),
-        ("GET", f"{C}/user?username=bob", reply(200, CROWD_USER)),
-        ("GET", f"{C}/group?groupname=IUM_Enabled", reply(200, {"name": "IUM_Enabled"})),
-        (
-            "GET",
-            f"{C}/user/group/direct?username=bob&start-index=0&max-results=1000",
-            reply(200, groups("IUM_Enabled")),
-        ),
-        (
-            "GET",
-            f"{C}/user/group/direct?username=bob&start-index=1&max-results=1000",
-            reply(200, groups()),
-        ),
-    )
+    server = bare_404_for(("IUM_Enabled",))
     with pytest.raises(NotFound):
         crowd(server).remove_user_from_group("bob", "IUM_Enabled")
+    assert server.done()
 
 
 def test_removing_a_missing_user_raises_user_not_found() -> None:

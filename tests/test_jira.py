@@ -16,6 +16,8 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from recorded import Script as Jira
+from recorded import reply, scripted_http
 
 from floatseat.directory.errors import (
     GroupNotFound,
@@ -26,7 +28,7 @@ from floatseat.directory.errors import (
     UnexpectedResponse,
     UserNotFound,
 )
-from floatseat.directory.http import AtlassianHttp, PersonalAccessToken, RetryPolicy, make_client
+from floatseat.directory.http import AtlassianHttp, PersonalAccessToken, make_client
 from floatseat.directory.jira import UNLIMITED_SEATS, JiraDirectory
 from floatseat.directory.port import (
     ApplicationAccess,
@@ -40,49 +42,9 @@ BASE = "https://jira.example.com/jira"  # with a context path, as many DC instan
 J = "/jira/rest/api/2"
 TOKEN = PersonalAccessToken("NjQ5MzA2MjM3OTQ1-token")
 
-Reply = httpx.Response | Exception
-
-
-class Jira:
-    """The requests a test expects, in order, each with the reply the server sends."""
-
-    def __init__(self, *steps: tuple[str, str, Reply]) -> None:
-        self.steps = list(steps)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        sent = (request.method, request.url.raw_path.decode("ascii"))
-        assert self.steps, f"unexpected request {sent}"
-        method, target, reply = self.steps.pop(0)
-        assert sent == (method, target)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    def done(self) -> bool:
-        return not self.steps
-
-    def body(self, index: int) -> Any:
-        return json.loads(self.requests[index].content)
-
-
-def reply(status: int, body: object = None, **headers: str) -> httpx.Response:
-    fixed = {k.replace("_", "-"): v for k, v in headers.items()}
-    if body is None:
-        return httpx.Response(status, headers=fixed)
-    return httpx.Response(status, json=body, headers=fixed)
-
 
 def jira(server: Jira, sleeps: list[float] | None = None, **options: Any) -> JiraDirectory:
-    client = make_client(BASE, TOKEN, transport=httpx.MockTransport(server))
-    http = AtlassianHttp(
-        client,
-        policy=RetryPolicy(attempts=3),
-        sleep=(sleeps.append if sleeps is not None else lambda _: None),
-        random=lambda: 1.0,
-    )
-    return JiraDirectory(http, **options)
+    return JiraDirectory(scripted_http(BASE, TOKEN, server, sleeps), **options)
 
 
 def user_json(name: str, *, active: bool = True) -> dict[str, object]:
@@ -633,13 +595,28 @@ def test_invalidating_sessions_below_9_11_asks_for_a_manual_step() -> None:
     assert len(server.requests) == 1
 
 
-def test_a_dot_dot_username_cannot_climb_the_session_path() -> None:
-    server = Jira(
-        ("GET", f"{J}/serverInfo", reply(200, server_info("10.3.1"))),
-        ("DELETE", f"{J}/user/session/%2E%2E", reply(204)),
-    )
-    jira(server).invalidate_sessions("..")
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_dot_username_cannot_climb_the_session_path(name: str) -> None:
+    # Tomcat decodes %2E before it normalises the path, so /user/session/%2E%2E would reach
+    # DELETE /rest/api/2/user: such a name is never put in a path.
+    server = Jira(("GET", f"{J}/serverInfo", reply(200, server_info("10.3.1"))))
+    with pytest.raises(ManualStepRequired) as raised:
+        jira(server).invalidate_sessions(name)
+    assert any("User sessions" in step for step in raised.value.steps)
     assert server.done()
+
+
+def test_revoking_a_dot_username_skips_ending_their_sessions(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = Jira(
+        ("DELETE", f"{J}/group/user?groupname=IUM_Enabled&username=..", reply(200)),
+        ("GET", f"{J}/serverInfo", reply(200, server_info("10.3.1"))),
+    )
+    with caplog.at_level(logging.WARNING):
+        jira(server, kill_sessions_on_revoke=True).remove_user_from_group("..", "IUM_Enabled")
+    assert server.done()
+    assert "sessions" in caplog.text
 
 
 # -- users and groups ----------------------------------------------------------------------
@@ -872,8 +849,20 @@ def test_no_user_or_group_name_can_change_the_request(user: str, group: str) -> 
     assert removed.url.path == "/jira/rest/api/2/group/user"
     assert list(removed.url.params.multi_items()) == [("groupname", group), ("username", user)]
 
+    if user in (".", ".."):
+        return  # never put in a path (test_a_dot_username_cannot_climb_the_session_path)
     ended = recorded("sessions", user, group)
     prefix, _, segment = ended.url.raw_path.decode("ascii").rpartition("/")
     assert prefix == "/jira/rest/api/2/user/session"
     assert unquote(segment) == user
     assert ended.url.query == b""
+
+
+def test_an_answer_that_is_not_json_is_quoted_without_the_token() -> None:
+    # a proxy's page that echoes the request's headers, answered with 200
+    page = f"<html>Authorization: Bearer {TOKEN.token}</html>"
+    server = Jira(("GET", f"{J}/user?username=bob", httpx.Response(200, text=page)))
+    with pytest.raises(UnexpectedResponse) as raised:
+        jira(server).find_user("bob")
+    assert "Authorization: Bearer ***" in str(raised.value)
+    assert TOKEN.token not in str(raised.value)

@@ -92,9 +92,8 @@ import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Final, Literal
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -113,8 +112,10 @@ from floatseat.directory.http import (
     DEFAULT_TIMEOUT,
     AtlassianHttp,
     Credentials,
+    HttpConnector,
     RetryPolicy,
-    make_client,
+    open_http,
+    segment,
 )
 from floatseat.directory.port import (
     DEFAULT_GROUPS,
@@ -124,6 +125,7 @@ from floatseat.directory.port import (
     Licence,
     PoolGroups,
     User,
+    merge_memberships,
 )
 
 __all__ = [
@@ -173,18 +175,6 @@ _NOT_PERMITTED = re.compile(r"not ?permitted|permission", re.IGNORECASE)
 Api = Literal["rest", "rpc"]
 
 
-def segment(value: str) -> str:
-    """`value` as one URL path segment: every reserved, non-ASCII or `%` character escaped.
-
-    A username can then never add a segment, a query or a fragment to the URL. "." and ".."
-    are refused: they are dot segments, which clients and Tomcat remove (even as `%2E`), so
-    ".." would climb to another resource.
-    """
-    if value in ("", ".", ".."):
-        raise HttpDirectoryError(f"{value!r} cannot be sent as a URL path segment")
-    return quote(value, safe="")
-
-
 def parse_version(text: str | None) -> tuple[int, int, int] | None:
     """(major, minor, patch) from a version string such as "8.5.4" or "9.2.0-m27"."""
     if not text:
@@ -212,7 +202,7 @@ class _Probe:
         return None if number is None else number >= since
 
 
-class ConfluenceDirectory:
+class ConfluenceDirectory(HttpConnector):
     """Group membership, licence figures and "Can use" of one Confluence DC/Server instance.
 
     Parameters:
@@ -251,25 +241,11 @@ class ConfluenceDirectory:
         transport: httpx.BaseTransport | None = None,
     ) -> ConfluenceDirectory:
         """A directory on a new pooled client for `base_url` (context path included)."""
-        client = make_client(base_url, credentials, timeout=timeout, transport=transport)
-        return cls(AtlassianHttp(client, policy=policy), groups=groups, version=version)
+        http = open_http(base_url, credentials, policy=policy, timeout=timeout, transport=transport)
+        return cls(http, groups=groups, version=version)
 
     def __repr__(self) -> str:
         return f"ConfluenceDirectory({self.http!r})"
-
-    def __enter__(self) -> ConfluenceDirectory:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.http.close()
 
     # -- probing -------------------------------------------------------------------------
 
@@ -285,7 +261,7 @@ class ConfluenceDirectory:
             product="confluence",
             version=probe.version,
             api=API_REST if probe.api == "rest" else API_JSON_RPC,
-            base_url=str(self.http.client.base_url).rstrip("/"),
+            base_url=self.base_url,
         )
 
     def _mode(self) -> _Probe:
@@ -297,7 +273,7 @@ class ConfluenceDirectory:
         number = parse_version(version)
         api: Api = "rpc" if number is not None and number < REST_MEMBERSHIP_SINCE else "rest"
         self._probe = _Probe(version, build, api)
-        base = str(self.http.client.base_url).rstrip("/")
+        base = self.base_url
         if number is None:
             log.warning(
                 "Confluence at %s did not say its version; assuming 8.2 or later and using %s",
@@ -452,7 +428,7 @@ class ConfluenceDirectory:
             )
         except UserNotFound:
             return None
-        body = _json_object(response, "GET /rest/api/user")
+        body = self.http.json_object(response, "GET /rest/api/user")
         username = body.get("username")
         if not isinstance(username, str):
             raise UnexpectedResponse(f"GET /rest/api/user: no username in {body!r}"[:300])
@@ -467,11 +443,7 @@ class ConfluenceDirectory:
 
     def memberships(self, groups: Iterable[str]) -> Mapping[str, frozenset[str]]:
         """For every member of any of `groups`, which of `groups` they are in."""
-        found: dict[str, set[str]] = {}
-        for group in dict.fromkeys(groups):
-            for user in self.group_members(group):
-                found.setdefault(user, set()).add(group)
-        return {user: frozenset(gs) for user, gs in found.items()}
+        return merge_memberships(groups, self.group_members)
 
     def licensed_users(self) -> frozenset[str] | None:
         """Everyone who counts against the licence (9.3+), else None.
@@ -710,7 +682,7 @@ class ConfluenceDirectory:
 
     def _count(self, path: str) -> int:
         response = self.http.request("GET", path, expected=(200,))
-        body = _json_object(response, f"GET {path}")
+        body = self.http.json_object(response, f"GET {path}")
         count = body.get("count")
         if isinstance(count, bool) or not isinstance(count, int):
             raise UnexpectedResponse(f"GET {path}: no integer count in {body!r}"[:300])
@@ -733,7 +705,7 @@ class ConfluenceDirectory:
             response = self.http.request(
                 "GET", path, params=query, expected=(200,), not_found=not_found
             )
-            page = _json_object(response, f"GET {path}")
+            page = self.http.json_object(response, f"GET {path}")
             results = page.get("results")
             if not isinstance(results, list):
                 raise UnexpectedResponse(f"GET {path}: no results list in the page")
@@ -760,19 +732,6 @@ def _contains(groups: Iterable[str], group: str) -> bool:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError as error:
-        raise UnexpectedResponse(
-            f"{what}: not JSON ({response.headers.get('content-type', 'no content type')})",
-            status=response.status_code,
-        ) from error
-    if not isinstance(body, dict):
-        raise UnexpectedResponse(f"{what}: expected a JSON object", status=response.status_code)
-    return body
 
 
 def _next_start(link: object, page: Mapping[str, Any], start: int, size: int) -> int:

@@ -54,8 +54,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from types import TracebackType
-from typing import Any, Final
+from typing import Final
 
 import httpx
 
@@ -71,8 +70,9 @@ from floatseat.directory.http import (
     DEFAULT_TIMEOUT,
     AtlassianHttp,
     BasicCredentials,
+    HttpConnector,
     RetryPolicy,
-    make_client,
+    open_http,
 )
 from floatseat.directory.port import (
     DEFAULT_GROUPS,
@@ -82,6 +82,7 @@ from floatseat.directory.port import (
     ManagedDirectory,
     PoolGroups,
     User,
+    merge_memberships,
 )
 
 __all__ = ["SYNC_LAG_NOTE", "CrowdDirectory"]
@@ -118,20 +119,7 @@ def _fold(name: str) -> str:
     return name.casefold()
 
 
-def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise UnexpectedResponse(
-            f"{what}: expected a JSON object, got {response.text[:200]!r}",
-            status=response.status_code,
-        )
-    return body
-
-
-class CrowdDirectory:
+class CrowdDirectory(HttpConnector):
     """Group membership in Crowd, with the licence read from the product.
 
     Parameters:
@@ -179,9 +167,8 @@ class CrowdDirectory:
 
         `application` is the Crowd application's name and password, not a user's.
         """
-        client = make_client(base_url, application, timeout=timeout, transport=transport)
         return cls(
-            AtlassianHttp(client, policy=policy),
+            open_http(base_url, application, policy=policy, timeout=timeout, transport=transport),
             licence_source=licence_source,
             groups=groups,
             page_size=page_size,
@@ -189,20 +176,6 @@ class CrowdDirectory:
 
     def __repr__(self) -> str:
         return f"CrowdDirectory({self.http!r}, groups={self.groups!r})"
-
-    def __enter__(self) -> CrowdDirectory:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.http.close()
 
     # -- probing ------------------------------------------------------------------------------
 
@@ -224,7 +197,7 @@ class CrowdDirectory:
             product="crowd",
             version=None,
             api="Crowd REST usermanagement/1 (application credentials)",
-            base_url=str(self.http.client.base_url).rstrip("/"),
+            base_url=self.base_url,
         )
 
     # -- the engine's port --------------------------------------------------------------------
@@ -332,7 +305,7 @@ class CrowdDirectory:
             )
         except UserNotFound:
             return None
-        body = _json_object(response, "user")
+        body = self.http.json_object(response, "user")
         spelled = body.get("name")
         key = body.get("key")
         display = body.get("display-name")
@@ -347,14 +320,7 @@ class CrowdDirectory:
 
     def memberships(self, groups: Iterable[str]) -> Mapping[str, frozenset[str]]:
         """For every direct member of any of `groups`: which of `groups` they are in."""
-        spelled: dict[str, str] = {}
-        found: dict[str, set[str]] = {}
-        for group in dict.fromkeys(groups):
-            for name in self.group_members(group):
-                key = _fold(name)
-                spelled.setdefault(key, name)
-                found.setdefault(key, set()).add(group)
-        return {spelled[key]: frozenset(gs) for key, gs in found.items()}
+        return merge_memberships(groups, self.group_members)
 
     def licensed_users(self) -> frozenset[str] | None:
         """Who the product counts against its licence, from `licence_source`."""
@@ -405,7 +371,7 @@ class CrowdDirectory:
                 params={**params, "start-index": start, "max-results": self.page_size},
                 not_found=not_found,
             )
-            entries = _json_object(response, path).get(key)
+            entries = self.http.json_object(response, path).get(key)
             if not isinstance(entries, list):
                 raise UnexpectedResponse(f"{path}: the answer has no {key!r} list")
             names = [

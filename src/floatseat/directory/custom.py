@@ -61,7 +61,6 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import quote, unquote
 
@@ -83,9 +82,10 @@ from floatseat.directory.http import (
     AtlassianHttp,
     BasicCredentials,
     Credentials,
+    HttpConnector,
     PersonalAccessToken,
     RetryPolicy,
-    make_client,
+    open_http,
 )
 from floatseat.directory.port import (
     DEFAULT_GROUPS,
@@ -95,6 +95,7 @@ from floatseat.directory.port import (
     Licence,
     PoolGroups,
     User,
+    merge_memberships,
 )
 from floatseat.service.errors import DirectoryError
 
@@ -945,7 +946,7 @@ def _fold(name: str) -> str:
     return name.casefold()
 
 
-class CustomRestDirectory:
+class CustomRestDirectory(HttpConnector):
     """The `ManagedDirectory` port over the admin's templates.
 
     Parameters:
@@ -989,26 +990,12 @@ class CustomRestDirectory:
         """
         creds = BasicCredentials(*credentials) if isinstance(credentials, tuple) else credentials
         _refuse_secrets_in(templates, creds)
-        client = make_client(base_url, creds, timeout=timeout, transport=transport)
-        return cls(AtlassianHttp(client, policy=policy), templates, groups=groups)
+        http = open_http(base_url, creds, policy=policy, timeout=timeout, transport=transport)
+        return cls(http, templates, groups=groups)
 
     def __repr__(self) -> str:
         names = ", ".join(sorted(self.templates.operations))
         return f"CustomRestDirectory({self.http!r}, operations=[{names}])"
-
-    def __enter__(self) -> CustomRestDirectory:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.http.close()
 
     # -- probing --------------------------------------------------------------------------
 
@@ -1026,7 +1013,7 @@ class CustomRestDirectory:
             product="custom",
             version=version,
             api=f"custom REST templates ({len(self.templates.operations)} operations)",
-            base_url=str(self.http.client.base_url).rstrip("/"),
+            base_url=self.base_url,
         )
 
     # -- the engine's port ------------------------------------------------------------------
@@ -1116,13 +1103,7 @@ class CustomRestDirectory:
         return None
 
     def memberships(self, groups: Iterable[str]) -> Mapping[str, frozenset[str]]:
-        spelled: dict[str, str] = {}
-        result: dict[str, set[str]] = {}
-        for group in dict.fromkeys(groups):
-            for member in self.group_members(group):
-                key = spelled.setdefault(_fold(member), member)
-                result.setdefault(key, set()).add(group)
-        return {user: frozenset(gs) for user, gs in result.items()}
+        return merge_memberships(groups, self.group_members)
 
     def licensed_users(self) -> frozenset[str] | None:
         operation = self.templates.get("licensed_users")

@@ -26,7 +26,8 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 
@@ -46,9 +47,12 @@ __all__ = [
     "AtlassianHttp",
     "BasicCredentials",
     "Credentials",
+    "HttpConnector",
     "PersonalAccessToken",
     "RetryPolicy",
     "make_client",
+    "open_http",
+    "segment",
 ]
 
 log = logging.getLogger(__name__)
@@ -159,7 +163,25 @@ class RetryPolicy:
         return random() * min(self.cap_s, self.base_s * 2.0 ** (failures - 1))
 
 
-class AtlassianHttp:
+class _Closing:
+    """`with` support for an object that holds a connection pool: `close()` on the way out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AtlassianHttp(_Closing):
     """Requests to one Atlassian instance, with retries and errors mapped to `DirectoryError`.
 
     Parameters:
@@ -194,17 +216,6 @@ class AtlassianHttp:
         auth = self.client.auth
         shown = repr(auth.credentials) if isinstance(auth, _CredentialsAuth) else "None"
         return f"AtlassianHttp(base_url={str(self.client.base_url)!r}, auth={shown})"
-
-    def __enter__(self) -> AtlassianHttp:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self.client.close()
@@ -365,6 +376,21 @@ class AtlassianHttp:
             kind = UnexpectedResponse
         return kind(message, status=status, server_message=server)
 
+    def json_object(self, response: httpx.Response, what: str) -> dict[str, Any]:
+        """The answer's JSON object; `UnexpectedResponse` quoting its (scrubbed) start if none."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            kind = response.headers.get("content-type", "no content type")
+            start = self._scrub(" ".join(response.text.split()))[:200]
+            raise UnexpectedResponse(
+                f"{what}: expected a JSON object, got {kind}: {start!r}",
+                status=response.status_code,
+            )
+        return body
+
     def scrub(self, text: str) -> str:
         """`text` with every credential this client sends replaced by `***`.
 
@@ -377,6 +403,48 @@ class AtlassianHttp:
             if secret:
                 text = text.replace(secret, _SCRUBBED)
         return text
+
+
+def open_http(
+    base_url: str,
+    credentials: Credentials | tuple[str, str],
+    *,
+    policy: RetryPolicy | None = None,
+    timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+    transport: httpx.BaseTransport | None = None,
+) -> AtlassianHttp:
+    """`AtlassianHttp` on a new `make_client` pool: what every connector's `connect` opens."""
+    client = make_client(base_url, credentials, timeout=timeout, transport=transport)
+    return AtlassianHttp(client, policy=policy)
+
+
+class HttpConnector(_Closing):
+    """The base of the connectors that talk to one instance through `self.http`.
+
+    A connector is a context manager that closes its `AtlassianHttp` (and so the connection
+    pool) on the way out; `base_url` is the instance's URL as `ConnectionInfo` reports it.
+    """
+
+    http: AtlassianHttp
+
+    def close(self) -> None:
+        self.http.close()
+
+    @property
+    def base_url(self) -> str:
+        return str(self.http.client.base_url).rstrip("/")
+
+
+def segment(value: str) -> str:
+    """`value` as one URL path segment: every reserved, non-ASCII or `%` character escaped.
+
+    A name can then never add a segment, a query or a fragment to the URL. "", "." and ".."
+    are refused: they are dot segments, which clients and Tomcat remove (Tomcat decodes
+    `%2E` before it normalises the path), so ".." would climb to another resource.
+    """
+    if value in ("", ".", ".."):
+        raise HttpDirectoryError(f"{value!r} cannot be sent as a URL path segment")
+    return quote(value, safe="")
 
 
 def _number(value: str | None) -> float | None:

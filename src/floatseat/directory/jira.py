@@ -47,7 +47,8 @@ What it calls, and what we checked (sources in brackets; "assumed" where we foun
   read only." [Jira KB, atlassian.md §3]; the HTTP layer raises `ReadOnlyDirectory` for it.
 
 Every user and group name travels as a query parameter (percent-encoded by httpx) or as one
-percent-encoded path segment (`_segment`), so no name can change the request's path or query.
+percent-encoded path segment (`segment`, which refuses "." and ".."), so no name can change
+the request's path or query.
 Usernames and group names compare case-insensitively, as in Atlassian's directories.
 """
 
@@ -56,9 +57,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -73,8 +72,10 @@ from floatseat.directory.http import (
     DEFAULT_TIMEOUT,
     AtlassianHttp,
     Credentials,
+    HttpConnector,
     RetryPolicy,
-    make_client,
+    open_http,
+    segment,
 )
 from floatseat.directory.port import (
     DEFAULT_GROUPS,
@@ -84,6 +85,7 @@ from floatseat.directory.port import (
     Licence,
     PoolGroups,
     User,
+    merge_memberships,
 )
 
 __all__ = ["DEFAULT_ROLE", "SESSIONS_API_SINCE", "UNLIMITED_SEATS", "JiraDirectory"]
@@ -99,32 +101,8 @@ UNLIMITED_SEATS = UNLIMITED_TIER  # the tier reported for a role with `hasUnlimi
 _ALREADY_MEMBER = re.compile(r"already\s+a\s+member", re.IGNORECASE)
 
 
-def _segment(value: str) -> str:
-    """`value` as one path segment: every reserved character percent-encoded.
-
-    "." and ".." are encoded too, or the URL parser would treat them as dot-segments and
-    climb the path.
-    """
-    if value in (".", ".."):
-        return value.replace(".", "%2E")
-    return quote(value, safe="")
-
-
 def _fold(name: str) -> str:
     return name.casefold()
-
-
-def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise UnexpectedResponse(
-            f"{what}: expected a JSON object, got {response.text[:200]!r}",
-            status=response.status_code,
-        )
-    return body
 
 
 def _names(values: object) -> list[str]:
@@ -140,7 +118,7 @@ def _names(values: object) -> list[str]:
     return names
 
 
-class JiraDirectory:
+class JiraDirectory(HttpConnector):
     """Group membership, users, licence and application access of one Jira DC instance.
 
     Parameters:
@@ -191,9 +169,8 @@ class JiraDirectory:
         transport: httpx.BaseTransport | None = None,
     ) -> JiraDirectory:
         """A directory for the Jira at `base_url` (context path included), without I/O."""
-        client = make_client(base_url, credentials, timeout=timeout, transport=transport)
         return cls(
-            AtlassianHttp(client, policy=policy),
+            open_http(base_url, credentials, policy=policy, timeout=timeout, transport=transport),
             groups=groups,
             role=role,
             page_size=page_size,
@@ -202,20 +179,6 @@ class JiraDirectory:
 
     def __repr__(self) -> str:
         return f"JiraDirectory({self.http!r}, role={self.role!r}, groups={self.groups!r})"
-
-    def __enter__(self) -> JiraDirectory:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.http.close()
 
     # -- probing ------------------------------------------------------------------------------
 
@@ -226,7 +189,7 @@ class JiraDirectory:
             product="jira",
             version=self._version_text,
             api="REST v2",
-            base_url=str(self.http.client.base_url).rstrip("/"),
+            base_url=self.base_url,
         )
 
     def version(self) -> tuple[int, ...] | None:
@@ -236,7 +199,7 @@ class JiraDirectory:
         return self._version
 
     def _probe_version(self) -> None:
-        body = _json_object(self.http.request("GET", f"{API}/serverInfo"), "serverInfo")
+        body = self.http.json_object(self.http.request("GET", f"{API}/serverInfo"), "serverInfo")
         text = body.get("version")
         self._version_text = text if isinstance(text, str) and text else None
         numbers = body.get("versionNumbers")
@@ -317,14 +280,11 @@ class JiraDirectory:
             if self._diagnose(user, group):
                 raise  # still a member: the refusal stands
         if self.kill_sessions_on_revoke and _fold(group) == _fold(self.groups.enabled):
-            if self.sessions_invalidation_available():
+            try:
                 self.invalidate_sessions(user)
-            else:
-                log.warning(
-                    "Jira %s cannot end %s's sessions over REST (9.11+ can)",
-                    self._version_text or "(unknown version)",
-                    user,
-                )
+            except ManualStepRequired as error:
+                # the seat is free already; the sessions end at their idle timeout
+                log.warning("%s", error)
 
     # -- setup and reconciliation -------------------------------------------------------------
 
@@ -354,7 +314,7 @@ class JiraDirectory:
             )
         except UserNotFound:
             return None
-        body = _json_object(response, "user")
+        body = self.http.json_object(response, "user")
         spelled = body.get("name")
         key = body.get("key")
         display = body.get("displayName")
@@ -369,14 +329,7 @@ class JiraDirectory:
 
     def memberships(self, groups: Iterable[str]) -> Mapping[str, frozenset[str]]:
         """For every member of any of `groups`: which of `groups` they are in."""
-        spelled: dict[str, str] = {}
-        found: dict[str, set[str]] = {}
-        for group in dict.fromkeys(groups):
-            for name in self.group_members(group):
-                key = _fold(name)
-                spelled.setdefault(key, name)
-                found.setdefault(key, set()).add(group)
-        return {spelled[key]: frozenset(gs) for key, gs in found.items()}
+        return merge_memberships(groups, self.group_members)
 
     def licensed_users(self) -> frozenset[str]:
         """The active members of the role's groups, each counted once."""
@@ -427,19 +380,28 @@ class JiraDirectory:
 
         Raises `ManualStepRequired` below Jira 9.11, where no REST call does this.
         """
+        by_hand = (
+            "Administration > System > Security > User sessions: find the user and "
+            "invalidate their sessions"
+        )
         if not self.sessions_invalidation_available():
             raise ManualStepRequired(
-                f"Jira {self._version_text or '(unknown version)'} has no REST call to end a "
-                "user's sessions; it arrived in Jira 9.11",
+                f"Jira {self._version_text or '(unknown version)'} cannot end {user}'s "
+                "sessions over REST; that call arrived in Jira 9.11",
                 steps=(
-                    "Administration > System > Security > User sessions: find the user and "
-                    "invalidate their sessions",
+                    by_hand,
                     "or upgrade to Jira 9.11 or later, where floatseat does this itself",
                 ),
             )
+        if user in (".", ".."):
+            raise ManualStepRequired(
+                f"the user {user!r} cannot be named in a URL path, so floatseat cannot end "
+                "their sessions over REST",
+                steps=(by_hand,),
+            )
         self.http.request(
             "DELETE",
-            f"{API}/user/session/{_segment(user)}",
+            f"{API}/user/session/{segment(user)}",
             expected=(200, 204),
             not_found=UserNotFound,
         )
@@ -447,8 +409,8 @@ class JiraDirectory:
     # -- helpers ------------------------------------------------------------------------------
 
     def _role(self) -> dict[str, Any]:
-        response = self.http.request("GET", f"{API}/applicationrole/{_segment(self.role)}")
-        return _json_object(response, f"application role {self.role!r}")
+        response = self.http.request("GET", f"{API}/applicationrole/{segment(self.role)}")
+        return self.http.json_object(response, f"application role {self.role!r}")
 
     def _change_role(
         self, change: Callable[[list[str], list[str]], tuple[list[str], list[str]]]
@@ -487,14 +449,14 @@ class JiraDirectory:
     ) -> None:
         response = self.http.request(
             "PUT",
-            f"{API}/applicationrole/{_segment(self.role)}",
+            f"{API}/applicationrole/{segment(self.role)}",
             json={"groups": groups, "defaultGroups": default_groups},
             headers={"If-Match": version_hash} if version_hash else None,
             expected=(200, 204),
         )
         if response.status_code == 204 or not response.content:
             return
-        echoed = _json_object(response, f"application role {self.role!r}")
+        echoed = self.http.json_object(response, f"application role {self.role!r}")
         if "groups" in echoed and {_fold(g) for g in _names(echoed["groups"])} != {
             _fold(g) for g in groups
         }:
@@ -520,7 +482,7 @@ class JiraDirectory:
                 },
                 not_found=GroupNotFound,
             )
-            body = _json_object(response, f"members of {group!r}")
+            body = self.http.json_object(response, f"members of {group!r}")
             values = body.get("values")
             if not isinstance(values, list):
                 raise UnexpectedResponse(f"members of {group!r}: the page has no `values` list")
@@ -553,7 +515,7 @@ class JiraDirectory:
             params={"username": user, "expand": "groups"},
             not_found=UserNotFound,
         )
-        body = _json_object(response, f"user {user!r}")
+        body = self.http.json_object(response, f"user {user!r}")
         wrapper = body.get("groups")
         if isinstance(wrapper, dict):
             names = _names(wrapper.get("items"))

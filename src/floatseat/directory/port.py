@@ -9,7 +9,7 @@ Every implementation keeps the contract the outbox relies on:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -59,6 +59,21 @@ class Directory(Protocol):
     def remove_user_from_group(self, user: str, group: str) -> None:
         """Take `user` out of `group`; a no-op when they are not in it."""
         ...
+
+
+def merge_memberships(
+    groups: Iterable[str], group_members: Callable[[str], Iterable[str]]
+) -> dict[str, frozenset[str]]:
+    """`ManagedDirectory.memberships` from `group_members`: each user once, spelled as first
+    listed, however the groups spell them (usernames compare case-insensitively)."""
+    spelled: dict[str, str] = {}
+    found: dict[str, set[str]] = {}
+    for group in dict.fromkeys(groups):
+        for name in group_members(group):
+            key = name.casefold()
+            spelled.setdefault(key, name)
+            found.setdefault(key, set()).add(group)
+    return {spelled[key]: frozenset(gs) for key, gs in found.items()}
 
 
 Product = Literal["confluence", "jira", "crowd", "custom"]
