@@ -1,19 +1,28 @@
 """The composition root of the seat engine: the one place that picks the adapters.
 
-Tests call `bootstrap` with a `FakeDirectory` and a SQLite file; `floatseat serve` will call
-it with a real directory client and the configured database.
+Tests call `bootstrap` with a `FakeDirectory` and a SQLite file. `floatseat serve` calls
+`build_service(settings, connect_directory(settings))`, which wires the same engine to the
+feeds, the outbox, the reconciler and the loops; tests call it with a `FakeDirectory` or the
+simulator's connector and their own clock.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from floatseat.directory.port import DEFAULT_GROUPS, Directory, PoolGroups
-from floatseat.domain.policy import PolicySettings
+from floatseat.directory.port import DEFAULT_GROUPS, Directory, ManagedDirectory, PoolGroups
+from floatseat.domain.policy import PolicySettings, SettingsError
 from floatseat.service.engine import SeatEngine
-from floatseat.service.outbox import DEFAULT_OUTBOX, OutboxExecutor, OutboxSettings
+from floatseat.service.feeds import Feeds
+from floatseat.service.outbox import DEFAULT_OUTBOX, OutboxExecutor, OutboxSettings, ShadowOutbox
+from floatseat.service.reconcile import Reconciler, ReconcileSettings
+from floatseat.service.runner import ActivityLoop, DirectoryWorker, Service
+from floatseat.service.runtime import Runtime
+from floatseat.service.settings import ServeSettings
 from floatseat.store.ledger import SqlLedger
 
 
@@ -45,3 +54,113 @@ def bootstrap(
         engine=SeatEngine(ledger, settings),
         outbox=OutboxExecutor(ledger, directory, groups, outbox),
     )
+
+
+@dataclass
+class Served:
+    """Everything `floatseat serve` runs: the runtime (for the web side) and its loops."""
+
+    services: Services
+    runtime: Runtime
+    service: Service
+    settings: ServeSettings
+
+    def start(self) -> None:
+        self.service.start()
+
+    def stop(self) -> None:
+        self.service.stop()
+        self.services.close()
+
+
+def connect_directory(settings: ServeSettings) -> ManagedDirectory:
+    """The product's connector, with the credentials from the environment or files."""
+    from floatseat.directory.http import BasicCredentials, Credentials, PersonalAccessToken
+
+    if not settings.base_url:
+        raise SettingsError("base_url is not set (FLOATSEAT_BASE_URL or base_url in the config)")
+    token = settings.secret("token")
+    credentials: Credentials
+    if token is not None:
+        credentials = PersonalAccessToken(token)
+    elif settings.username is not None:
+        password = settings.secret("password")
+        if password is None:
+            raise SettingsError(
+                f"no password for {settings.username}: set FLOATSEAT_PASSWORD or password_file"
+            )
+        credentials = BasicCredentials(settings.username, password)
+    else:
+        raise SettingsError("set username (password in FLOATSEAT_PASSWORD) or FLOATSEAT_TOKEN")
+    if settings.product == "confluence":
+        from floatseat.directory.confluence import ConfluenceDirectory
+
+        return ConfluenceDirectory.connect(settings.base_url, credentials, groups=settings.groups)
+    from floatseat.directory.jira import JiraDirectory
+
+    return JiraDirectory.connect(settings.base_url, credentials, groups=settings.groups)
+
+
+def build_service(
+    settings: ServeSettings,
+    directory: ManagedDirectory,
+    *,
+    clock: Callable[[], float] = time.time,
+    outbox: OutboxSettings = DEFAULT_OUTBOX,
+) -> Served:
+    """Wire `floatseat serve`: the ledger (migrated), the engine, the feeds (resumed from the
+    positions saved in the ledger), the outbox (a shadow one with `settings.shadow`), the
+    reconciler and both loops. Nothing runs until `start()`."""
+    if settings.database_url is None:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    policy = settings.policy_settings()
+    services = bootstrap(
+        settings.ledger_url(), policy, directory, groups=settings.groups, outbox=outbox
+    )
+    now = int(clock())
+    with services.ledger.transaction() as tx:
+        saved = tx.feed_positions()
+    feeds = Feeds(settings, saved, now=now)
+    runtime = Runtime(
+        ledger=services.ledger,
+        engine=services.engine,
+        policy_settings=policy,
+        product=settings.product,
+        shadow=settings.shadow,
+        clock=clock,
+        health=feeds.health,
+        settings=settings,
+    )
+    runtime.feed_lag = lambda: feeds.lag(int(clock()))
+    executor: OutboxExecutor | ShadowOutbox = (
+        ShadowOutbox(services.ledger, outbox) if settings.shadow else services.outbox
+    )
+    reconciler = Reconciler(
+        runtime,
+        directory,
+        ReconcileSettings(
+            groups=settings.groups,
+            users_group=settings.users_group,
+            excluded=frozenset(settings.excluded_users),
+            repair=not settings.shadow,
+        ),
+    )
+    activity = ActivityLoop(
+        runtime,
+        feeds,
+        coalesce_s=settings.coalesce_s,
+        sweep_interval_s=policy.sweep_interval_s,
+        stall_check_interval_s=settings.stall_check_interval_s,
+    )
+    worker = DirectoryWorker(
+        runtime, executor, reconciler, reconcile_interval_s=settings.reconcile_interval_s
+    )
+    service = Service(
+        runtime,
+        activity,
+        worker,
+        poll_interval_s=settings.poll_interval_s,
+        outbox_interval_s=settings.outbox_interval_s,
+        clock=clock,
+    )
+    return Served(services, runtime, service, settings)

@@ -89,6 +89,16 @@ class RuntimeStatus:
     last_reconciliation_at: int | None
     drift_repairs: int  # since the service started
     malformed_lines: int  # since the service started
+    feed_lag_s: dict[str, int]  # by node: seconds since its logs last grew
+
+    # The names the web side reads too.
+    @property
+    def directory_errors(self) -> int:
+        return self.directory_errors_in_a_row
+
+    @property
+    def last_reconciliation(self) -> int | None:
+        return self.last_reconciliation_at
 
 
 @dataclass
@@ -130,6 +140,7 @@ class Runtime:
     # Set by the service: wakes the directory worker; runs a reconciliation.
     wake_directory: Callable[[], None] = lambda: None
     reconciler: Callable[[], ReconcileReport] | None = None
+    feed_lag: Callable[[], dict[str, int]] = dict
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     def now(self) -> int:
@@ -177,6 +188,7 @@ class Runtime:
             last_reconciliation_at=counters.last_reconciliation_at,
             drift_repairs=counters.drift_repairs,
             malformed_lines=counters.malformed_lines,
+            feed_lag_s=self.feed_lag(),
         )
 
     # -- acting ----------------------------------------------------------------------------
