@@ -65,6 +65,7 @@ __all__ = [
     "Step",
     "apply",
     "check_moves",
+    "describe",
     "licensed_count",
     "licensed_users",
     "plan_rollback",
@@ -233,14 +234,15 @@ def check_moves(state: DirectoryState, actions: Iterable[Action]) -> DirectorySt
         after = licensed_count(state)
         if after > state.tier and after > count:
             raise PlanRefused(
-                f"{_describe(action)} would raise the licensed count to {after}, over the "
+                f"{describe(action)} would raise the licensed count to {after}, over the "
                 f"tier of {state.tier}"
             )
         count = after
     return state
 
 
-def _describe(action: Action) -> str:
+def describe(action: Action) -> str:
+    """`action` in words, for the plan's refusals and the executor's failures."""
     if isinstance(action, CreateGroup):
         return f"creating group {action.group}"
     if isinstance(action, AddMember):

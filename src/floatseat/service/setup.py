@@ -39,6 +39,7 @@ from floatseat.domain.onboarding import (
     RemoveMember,
     SetupOptions,
     Step,
+    describe,
     licensed_count,
     plan_rollback,
     plan_setup,
@@ -498,7 +499,7 @@ def execute(
                 result.manual_steps = error.steps
                 return result
             except DirectoryError as error:
-                result.stopped = f"{_describe(action)} failed: {error}; run it again to resume"
+                result.stopped = f"{describe(action)} failed: {error}; run it again to resume"
                 return result
             result.actions_done += 1
             if on_progress is not None:
@@ -533,18 +534,6 @@ def _do(directory: ManagedDirectory, action: Action) -> None:
         directory.grant_application_access(action.group)
     else:
         directory.revoke_application_access(action.group, default_group=action.default_group)
-
-
-def _describe(action: Action) -> str:
-    if isinstance(action, CreateGroup):
-        return f"creating {action.group}"
-    if isinstance(action, AddMember):
-        return f"adding {action.user} to {action.group}"
-    if isinstance(action, RemoveMember):
-        return f"removing {action.user} from {action.group}"
-    if isinstance(action, GrantAccess):
-        return f"granting application access to {action.group}"
-    return f"revoking application access from {action.group}"
 
 
 # -- freeze ----------------------------------------------------------------------------------
