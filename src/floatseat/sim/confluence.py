@@ -121,22 +121,28 @@ def _membership_api(sim: Simulator, request: Request) -> None:
 # -- users and groups ------------------------------------------------------------------------
 
 
+def _user_named_in_query(sim: Simulator, request: Request) -> SimUser:
+    """The user of `?username=` or `?key=`, as Confluence's user resources look them up."""
+    username = request.query_params.get("username")
+    key = request.query_params.get("key")
+    if username:
+        user = sim.world.find_user(username)
+    elif key:
+        user = sim.world.user_by_key(key)
+    else:
+        raise Refusal(400, "username or key is required")
+    if user is None:
+        what = f"username: {username}" if username else f"key: {key}"
+        raise Refusal(404, f"No user found with {what}")
+    return user
+
+
 @router.get("/rest/api/user")
 def get_user(request: Request) -> JSONResponse:
     require_user(request)
     sim = sim_of(request)
-    username = request.query_params.get("username")
-    key = request.query_params.get("key")
     with sim.lock:
-        if username:
-            user = sim.world.find_user(username)
-        elif key:
-            user = sim.world.user_by_key(key)
-        else:
-            raise Refusal(400, "username or key is required")
-        if user is None:
-            what = f"username: {username}" if username else f"key: {key}"
-            raise Refusal(404, f"No user found with {what}")
+        user = _user_named_in_query(sim, request)
         return JSONResponse(user_json(user, base_of(request), expands(request)))
 
 
@@ -159,19 +165,9 @@ def member_of(request: Request) -> JSONResponse:
     """
     require_user(request)
     sim = sim_of(request)
-    username = request.query_params.get("username")
-    key = request.query_params.get("key")
     base = base_of(request)
     with sim.lock:
-        if username:
-            user = sim.world.find_user(username)
-        elif key:
-            user = sim.world.user_by_key(key)
-        else:
-            raise Refusal(400, "username or key is required")
-        if user is None:
-            what = f"username: {username}" if username else f"key: {key}"
-            raise Refusal(404, f"No user found with {what}")
+        user = _user_named_in_query(sim, request)
         groups = [group_json(g, base) for g in sim.world.groups_of(user.name)]
     return JSONResponse(
         page(request, groups, cap=sim.config.member_page_cap, path="/rest/api/user/memberof")

@@ -428,28 +428,26 @@ class World:
 
     def crowd_add_member(self, user: str, group: str) -> None:
         """Crowd's own add: visible to the product after `sync`."""
-        crowd = self.require_crowd()
-        u, g = fold(user), fold(group)
-        if g not in crowd.live_groups:
-            raise NotFound("group", group)
-        if u not in crowd.live_users:
-            raise NotFound("user", user)
-        members = crowd.live_members.setdefault(g, set())
+        u, members = self._crowd_membership(user, group)
         if u in members:
             raise AlreadyMember(f"{user} is already a member of {group}")
         members.add(u)
 
     def crowd_remove_member(self, user: str, group: str) -> None:
+        u, members = self._crowd_membership(user, group)
+        if u not in members:
+            raise NotAMember(f"{user} is not a member of {group}")
+        members.discard(u)
+
+    def _crowd_membership(self, user: str, group: str) -> tuple[str, set[str]]:
+        """`user` folded, and Crowd's own members of `group`; `NotFound` for either name."""
         crowd = self.require_crowd()
         u, g = fold(user), fold(group)
         if g not in crowd.live_groups:
             raise NotFound("group", group)
         if u not in crowd.live_users:
             raise NotFound("user", user)
-        members = crowd.live_members.get(g, set())
-        if u not in members:
-            raise NotAMember(f"{user} is not a member of {group}")
-        members.discard(u)
+        return u, crowd.live_members.setdefault(g, set())
 
     def crowd_create_group(self, group: str) -> None:
         crowd = self.require_crowd()

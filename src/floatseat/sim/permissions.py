@@ -256,19 +256,15 @@ async def _operations(request: Request) -> frozenset[Operation]:
 
 @router.put("/rest/api/permissions/group/{group}/grant")
 async def grant_to_group(group: str, request: Request) -> Response:
-    require_admin(request)
-    sim = sim_of(request)
-    _rest_api(sim, request)
-    ops = await _operations(request)
-    with sim.lock:
-        if not sim.world.has_group(group):
-            raise Refusal(404, f"No group found with name: {group}")
-        change_group(sim.world, group, grant=ops, now=sim.now())
-    return Response(status_code=204)
+    return await _change_group(group, request, grant=True)
 
 
 @router.put("/rest/api/permissions/group/{group}/revoke")
 async def revoke_from_group(group: str, request: Request) -> Response:
+    return await _change_group(group, request, grant=False)
+
+
+async def _change_group(group: str, request: Request, *, grant: bool) -> Response:
     require_admin(request)
     sim = sim_of(request)
     _rest_api(sim, request)
@@ -276,7 +272,10 @@ async def revoke_from_group(group: str, request: Request) -> Response:
     with sim.lock:
         if not sim.world.has_group(group):
             raise Refusal(404, f"No group found with name: {group}")
-        if USE in ops:  # "all granted permissions will be removed from target group"
-            ops = frozenset(GROUP_OPERATIONS)
-        change_group(sim.world, group, revoke=ops, now=sim.now())
+        if grant:
+            change_group(sim.world, group, grant=ops, now=sim.now())
+        else:
+            if USE in ops:  # "all granted permissions will be removed from target group"
+                ops = frozenset(GROUP_OPERATIONS)
+            change_group(sim.world, group, revoke=ops, now=sim.now())
     return Response(status_code=204)
