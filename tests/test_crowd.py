@@ -64,6 +64,15 @@ def groups(*names: str) -> dict[str, object]:
     }
 
 
+def direct_members(group: str, *names: str) -> tuple[tuple[str, str, httpx.Response], ...]:
+    """Crowd listing `group`'s direct members: a page of `names`, then the empty page."""
+    url = f"{C}/group/user/direct?groupname={group}&start-index={{}}&max-results=1000"
+    return (
+        ("GET", url.format(0), reply(200, users(*names))),
+        ("GET", url.format(len(names)), reply(200, users())),
+    )
+
+
 def direct_groups(user: str, *names: str) -> tuple[tuple[str, str, httpx.Response], ...]:
     """Crowd listing `user`'s direct groups: a page of `names`, then the empty page after it."""
     url = f"{C}/user/group/direct?username={user}&start-index={{}}&max-results=1000"
@@ -245,31 +254,14 @@ def test_groups_of_lists_the_direct_groups() -> None:
 
 def test_memberships_merge_names_case_insensitively() -> None:
     server = Server(
-        (
-            "GET",
-            f"{C}/group/user/direct?groupname=IUM_Enabled&start-index=0&max-results=1000",
-            reply(200, users("Ann")),
-        ),
-        (
-            "GET",
-            f"{C}/group/user/direct?groupname=IUM_Enabled&start-index=1&max-results=1000",
-            reply(200, users()),
-        ),
-        (
-            "GET",
-            f"{C}/group/user/direct?groupname=IUM_Disabled&start-index=0&max-results=1000",
-            reply(200, users("ann", "bob")),
-        ),
-        (
-            "GET",
-            f"{C}/group/user/direct?groupname=IUM_Disabled&start-index=2&max-results=1000",
-            reply(200, users()),
-        ),
+        *direct_members("IUM_Enabled", "Ann"),
+        *direct_members("IUM_Disabled", "ann", "bob"),
     )
     assert crowd(server).memberships(["IUM_Enabled", "IUM_Disabled"]) == {
         "Ann": frozenset({"IUM_Enabled", "IUM_Disabled"}),
         "bob": frozenset({"IUM_Disabled"}),
     }
+    assert server.done()
 
 
 # -- adding --------------------------------------------------------------------------------

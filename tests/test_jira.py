@@ -723,6 +723,7 @@ def test_licensed_users_count_each_active_member_once_across_the_roles_groups() 
         ),
     )
     assert jira(server).licensed_users() == {"ann", "bob", "cat"}
+    assert server.done()
 
 
 def test_application_access_is_the_roles_groups_and_default_groups() -> None:
