@@ -1,0 +1,140 @@
+"""The app's shared state and FastAPI dependencies: who is asking, and may they.
+
+Routes get the `WebContext` and a `Principal` through the `Annotated` aliases below and never
+look at cookies or headers themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from floatseat.domain.policy import PolicySnapshot
+from floatseat.web.actions import Actions
+from floatseat.web.metrics import Metrics
+from floatseat.web.ports import WebRuntime
+from floatseat.web.security import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SAFE_METHODS,
+    ActivitySignatures,
+    Principal,
+    Session,
+    Sessions,
+    bearer_principal,
+    csrf_ok,
+)
+from floatseat.web.settings import WebSettings, is_loopback
+from floatseat.web.store import Role, WebStore
+from floatseat.web.views import Status, read_status
+
+__all__ = ["Admin", "Context", "Reader", "WebContext"]
+
+
+@dataclass
+class WebContext:
+    """Everything the routes share; one per app, on `app.state.floatseat`."""
+
+    runtime: WebRuntime
+    settings: WebSettings
+    store: WebStore
+    sessions: Sessions
+    actions: Actions
+    signatures: ActivitySignatures
+    setup_token: str | None = None
+    metrics: Metrics | None = field(default=None)
+
+    def now(self) -> int:
+        return self.runtime.now()
+
+    def snapshot(self) -> PolicySnapshot:
+        return self.runtime.state()
+
+    def status(self, snapshot: PolicySnapshot | None = None) -> Status:
+        return read_status(self.runtime, snapshot or self.snapshot(), self.now())
+
+    def canonical_user(self, name: str, snapshot: PolicySnapshot | None = None) -> str:
+        """`name` as the directory spells it (usernames compare case-insensitively)."""
+        name = name.strip()
+        figures = (snapshot or self.snapshot()).figures
+        if name in figures.pool or name in figures.excluded:
+            return name
+        folded = name.casefold()
+        for known in (*figures.pool, *figures.excluded):
+            if known.casefold() == folded:
+                return known
+        return name
+
+
+def get_context(request: Request) -> WebContext:
+    ctx: WebContext = request.app.state.floatseat
+    return ctx
+
+
+Context = Annotated[WebContext, Depends(get_context)]
+
+
+def get_session(request: Request) -> Session:
+    session: Session = request.state.session
+    return session
+
+
+def principal_of(request: Request, ctx: WebContext) -> Principal | None:
+    """Who is asking: an API token, a logged-in account, or (demo mode) a loopback visitor."""
+    token = bearer_principal(request, ctx.store)
+    if token is not None:
+        return token
+    session = get_session(request)
+    if session.user is not None:
+        account = ctx.store.account(session.user)
+        if account is not None:
+            return Principal(account.username, account.role, "session")
+    if ctx.settings.demo and is_loopback(request.client.host if request.client else None):
+        return Principal("demo", Role.ADMIN, "demo")
+    return None
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def require_reader(request: Request, ctx: Context) -> Principal:
+    who = principal_of(request, ctx)
+    if who is None:
+        raise _unauthorized("log in or send an API token")
+    if not who.can_read:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this token may only report activity")
+    return who
+
+
+async def require_admin(request: Request, ctx: Context) -> Principal:
+    """An admin; a cookie-borne (or demo) request must also carry the session's CSRF token."""
+    who = principal_of(request, ctx)
+    if who is None:
+        raise _unauthorized("log in or send an API token")
+    if not who.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins may change things")
+    if who.needs_csrf and request.method not in SAFE_METHODS:
+        await check_csrf(request)
+    return who
+
+
+async def check_csrf(request: Request) -> None:
+    presented = request.headers.get(CSRF_HEADER)
+    content_type = request.headers.get("content-type", "")
+    if presented is None and content_type.startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        value = (await request.form()).get(CSRF_FIELD)
+        presented = value if isinstance(value, str) else None
+    if not csrf_ok(get_session(request), presented):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
+
+
+Reader = Annotated[Principal, Depends(require_reader)]
+Admin = Annotated[Principal, Depends(require_admin)]
+CurrentSession = Annotated[Session, Depends(get_session)]

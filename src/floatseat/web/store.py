@@ -1,0 +1,216 @@
+"""The web side's own tables: admin accounts, API tokens and the audit of admin actions.
+
+They live in the ledger's database but outside its migrations: `WebStore.create()` makes
+them if they are missing (three small tables, no foreign keys into the ledger). Only hashes
+are kept: argon2 for passwords, SHA-256 for API tokens (which are 256 random bits, so a fast
+hash loses nothing). Secrets themselves never reach the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+__all__ = ["Account", "AdminAction", "ApiToken", "Role", "WebStore", "token_hash"]
+
+metadata = sa.MetaData()
+
+accounts = sa.Table(
+    "web_accounts",
+    metadata,
+    sa.Column("username", sa.String(255), primary_key=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "web_api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# Append-only by convention: the web side never updates or deletes a row.
+admin_audit = sa.Table(
+    "web_admin_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(255), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("ix_web_admin_audit_at", "at"),
+)
+
+TOKEN_PREFIX = "fst_"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # everything
+    READ_ONLY = "read-only"  # every GET
+    REPORTER = "reporter"  # POST /api/v1/activity and waiting-room links only (API tokens)
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    role: Role
+    created_at: int
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    id: int
+    name: str
+    role: Role
+    created_by: str
+    created_at: int
+
+
+@dataclass(frozen=True)
+class AdminAction:
+    at: int
+    actor: str
+    action: str  # pin, unpin, grant, revoke, freeze, unfreeze, policy, account, token ...
+    target: str  # the user acted on, or "-"
+    detail: str
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class WebStore:
+    """Accounts, tokens and admin actions in the ledger's database."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._hasher = PasswordHasher()
+
+    def create(self) -> None:
+        """Create the web side's tables where they are missing."""
+        metadata.create_all(self.engine, checkfirst=True)
+
+    # -- accounts ------------------------------------------------------------------------
+
+    def has_accounts(self) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(accounts.c.username).limit(1)).first() is not None
+
+    def add_account(self, username: str, password: str, role: Role, now: int) -> Account:
+        if not username.strip() or len(password) < 12:
+            raise ValueError("a username and a password of at least 12 characters are needed")
+        hashed = self._hasher.hash(password)
+        with self.engine.begin() as c:
+            exists = c.execute(
+                sa.select(accounts.c.username).where(accounts.c.username == username)
+            ).first()
+            if exists is not None:
+                raise ValueError(f"an account named {username!r} already exists")
+            c.execute(
+                sa.insert(accounts).values(
+                    username=username, password_hash=hashed, role=role.value, created_at=now
+                )
+            )
+        return Account(username, role, now)
+
+    def account(self, username: str) -> Account | None:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(accounts).where(accounts.c.username == username)).first()
+        return None if row is None else Account(row.username, Role(row.role), row.created_at)
+
+    def accounts(self) -> list[Account]:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(accounts).order_by(accounts.c.username)).all()
+        return [Account(r.username, Role(r.role), r.created_at) for r in rows]
+
+    def check_password(self, username: str, password: str) -> Account | None:
+        """The account if `password` is right; None otherwise (also for unknown names)."""
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(accounts).where(accounts.c.username == username)).first()
+        stored = row.password_hash if row is not None else _DUMMY_HASH
+        try:
+            self._hasher.verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        if row is None:
+            return None
+        if self._hasher.check_needs_rehash(stored):
+            with self.engine.begin() as c:
+                c.execute(
+                    sa.update(accounts)
+                    .where(accounts.c.username == username)
+                    .values(password_hash=self._hasher.hash(password))
+                )
+        return Account(row.username, Role(row.role), row.created_at)
+
+    # -- API tokens ----------------------------------------------------------------------
+
+    def add_token(self, name: str, role: Role, created_by: str, now: int) -> tuple[ApiToken, str]:
+        """A new token: its record and the secret, which is shown once and never stored."""
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.engine.begin() as c:
+            result = c.execute(
+                sa.insert(api_tokens).values(
+                    name=name,
+                    token_hash=token_hash(secret),
+                    role=role.value,
+                    created_by=created_by,
+                    created_at=now,
+                )
+            )
+            assert result.inserted_primary_key is not None
+            token_id = int(result.inserted_primary_key[0])
+        return ApiToken(token_id, name, role, created_by, now), secret
+
+    def token(self, secret: str) -> ApiToken | None:
+        with self.engine.connect() as c:
+            row = c.execute(
+                sa.select(api_tokens).where(api_tokens.c.token_hash == token_hash(secret))
+            ).first()
+        return None if row is None else _token(row)
+
+    def tokens(self) -> list[ApiToken]:
+        with self.engine.connect() as c:
+            return [_token(r) for r in c.execute(sa.select(api_tokens).order_by(api_tokens.c.id))]
+
+    def delete_token(self, token_id: int) -> bool:
+        with self.engine.begin() as c:
+            result = c.execute(sa.delete(api_tokens).where(api_tokens.c.id == token_id))
+        return result.rowcount > 0
+
+    # -- admin actions -------------------------------------------------------------------
+
+    def record(self, action: AdminAction) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                sa.insert(admin_audit).values(
+                    at=action.at,
+                    actor=action.actor,
+                    action=action.action,
+                    target=action.target,
+                    detail=action.detail,
+                )
+            )
+
+
+def _token(row: sa.Row[tuple[object, ...]]) -> ApiToken:
+    return ApiToken(
+        int(row.id), str(row.name), Role(row.role), str(row.created_by), int(row.created_at)
+    )
+
+
+# Verifying against a real hash for unknown names keeps the answer time the same.
+_DUMMY_HASH = PasswordHasher().hash(secrets.token_urlsafe(16))
