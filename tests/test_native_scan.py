@@ -339,6 +339,8 @@ def block_for(draw: st.DrawFn, pattern: CompiledPattern) -> bytes:
 
 
 def figures(part: scan.FileScan) -> tuple[object, ...]:
+    # Every frame as the pipeline concatenates them: the same columns and types.
+    assert all(dict(f.schema) == scan.PAIRS_SCHEMA for f in part.pair_frames)
     pairs = (
         part.pairs.group_by("user", "ts")
         .agg(pl.col("n").sum())
