@@ -25,6 +25,7 @@ from floatseat.directory.errors import (
     NotFound,
     NotPermitted,
     ReadOnlyDirectory,
+    UnexpectedResponse,
     UserNotFound,
 )
 from floatseat.directory.http import AtlassianHttp, PersonalAccessToken, make_client
@@ -134,6 +135,15 @@ def test_info_works_before_the_pool_group_exists() -> None:
         )
     )
     assert crowd(server).info().product == "crowd"
+
+
+def test_info_refuses_a_404_that_is_not_crowds() -> None:
+    # A wrong base URL: Tomcat's own 404 page, not Crowd's GROUP_NOT_FOUND. The check must
+    # not pass, or setup would go on against nothing.
+    page = httpx.Response(404, text="<html><h1>HTTP Status 404 – Not Found</h1></html>")
+    server = Server(("GET", f"{C}/group?groupname=IUM_Enabled", page))
+    with pytest.raises(UnexpectedResponse, match="base URL"):
+        crowd(server).info()
 
 
 def test_bad_application_credentials_are_not_permitted() -> None:

@@ -191,8 +191,16 @@ class CrowdDirectory(HttpConnector):
                 params={"groupname": self.groups.enabled},
                 not_found=GroupNotFound,
             )
-        except GroupNotFound:
-            pass  # answered, so authenticated; `setup` creates the group
+        except GroupNotFound as error:
+            # Crowd's own "no such group" proves the credentials; `setup` creates the group.
+            # Any other 404 (a proxy's, Tomcat's) means nothing answered at this path.
+            if _reason(error) != "GROUP_NOT_FOUND":
+                raise UnexpectedResponse(
+                    f"{error}: no Crowd REST API answered; is the base URL Crowd's "
+                    "(e.g. https://crowd.example.com/crowd)?",
+                    status=error.status,
+                    server_message=error.server_message,
+                ) from error
         return ConnectionInfo(
             product="crowd",
             version=None,

@@ -55,18 +55,20 @@ def create_app(sim: Simulator) -> FastAPI:
         app.include_router(crowd.router)
     _control(app, sim)
 
+    def answering(path: str) -> str:
+        """Whose error format a path answers in: Crowd's resources speak Crowd's."""
+        return "crowd" if path.startswith(crowd.PREFIXES) else sim.product
+
     @app.exception_handler(Refusal)
     async def _refusal(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refusal)
-        return refusal_response(sim.product, exc, request.url.path)
+        return refusal_response(answering(request.url.path), exc, request.url.path)
 
     @app.exception_handler(404)
     async def _not_found(request: Request, exc: Exception) -> Response:
         # Jersey's answer for a path no resource serves (products return it as JSON).
-        product = "crowd" if request.url.path.startswith(crowd.PREFIXES) else sim.product
-        return refusal_response(
-            product, Refusal(404, f"null for uri: {request.url}"), request.url.path
-        )
+        path = request.url.path
+        return refusal_response(answering(path), Refusal(404, f"null for uri: {request.url}"), path)
 
     app.add_middleware(SimMiddleware, sim=sim)
     return app
