@@ -17,9 +17,11 @@ from urllib.parse import urlencode
 import jinja2
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from floatseat import __version__
+from floatseat.analysis.html import SCRIPT_ESCAPES
 from floatseat.domain.policy import Activity, Decision, SettingsError
 from floatseat.web.actions import PolicyNotEditable, policy_to_json
 from floatseat.web.deps import Admin, Context, CurrentSession, WebContext, principal_of
@@ -260,9 +262,14 @@ def dashboard(
             "pages": max(1, -(-audit.total // _PAGE)),
             "page_link": lambda n: "/?" + urlencode({**shown, "page": n}),
             "csv_link": "/api/v1/audit.csv?" + urlencode(api_filters),
-            "config_json": json.dumps(config),
+            "config_json": _script_json(config),
         },
     )
+
+
+def _script_json(value: object) -> Markup:
+    """JSON that may sit inside a <script type="application/json"> element as it is."""
+    return Markup(json.dumps(value, separators=(",", ":")).translate(SCRIPT_ESCAPES))
 
 
 def _is_json_field(value: object) -> bool:
@@ -449,7 +456,7 @@ def waiting_room(request: Request, ctx: Context, t: str | None = None) -> Respon
                 "queue_length": s.queue_length,
                 "token": None,
                 "product_url": ctx.settings.product_url,
-                "config_json": "{}",
+                "config_json": _script_json({}),
             },
             status_code=200 if not t else 403,
         )
@@ -473,7 +480,7 @@ def waiting_room(request: Request, ctx: Context, t: str | None = None) -> Respon
             "queue_length": state.queue_length,
             "token": t,
             "product_url": ctx.settings.product_url,
-            "config_json": json.dumps(config),
+            "config_json": _script_json(config),
         },
     )
 
@@ -514,3 +521,9 @@ def static_file(name: str) -> Response:
         media_type=media_type,
         headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
     )
+
+
+@static_router.get("/favicon.ico")
+def favicon() -> Response:
+    """No icon (pages say so with a data: URL); answering spares browsers a 404."""
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

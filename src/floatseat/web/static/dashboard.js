@@ -25,6 +25,7 @@
   // -- seats held against capacity --------------------------------------------------------
   const seatsEl = $("chart-seats");
   const seats = echarts.init(seatsEl, null, { renderer: "canvas" });
+  seats.on("finished", function once() { seats.off("finished", once); markRendered(); });
   const held = [];
   const capacity = [];
   const drawSeats = () => {
@@ -56,12 +57,12 @@
         lineStyle: { type: "dashed", width: 2 }, color: C.orange, data: capacity },
     ],
   });
-  seats.on("finished", function once() { seats.off("finished", once); markRendered(); });
 
   // -- the daily maximum licensed count ---------------------------------------------------
   const licenceEl = $("chart-licence");
   const rows = [...document.querySelectorAll("#licence-days tbody tr[data-day]")].reverse();
   const licence = echarts.init(licenceEl, null, { renderer: "canvas" });
+  licence.on("finished", function once() { licence.off("finished", once); markRendered(); });
   licence.setOption({
     animation: false,
     textStyle: { fontFamily: FONT, color: C.text },
@@ -78,7 +79,6 @@
     title: rows.length ? undefined : { text: "No licence read yet", left: "center", top: "middle",
       textStyle: { color: C.grey, fontSize: 13, fontWeight: "normal" } },
   });
-  licence.on("finished", function once() { licence.off("finished", once); markRendered(); });
   window.addEventListener("resize", () => { seats.resize(); licence.resize(); });
 
   // -- live figures and tables ------------------------------------------------------------
