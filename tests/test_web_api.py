@@ -708,3 +708,78 @@ def test_the_api_hands_out_signed_links(world: World) -> None:
     assert url.startswith(world.url + "/waiting-room?t=")
     with world.client() as c:
         assert 'id="position">1<' in c.get(url).text
+
+
+# -- the dashboard as HTML -----------------------------------------------------------------
+
+
+def test_the_dashboard_changes_policy_through_its_form_with_validation(world: World) -> None:
+    world.admin_account()
+    client, csrf = world.logged_in()
+    with closing(client):
+        bad = client.post(
+            "/actions/policy",
+            data={"csrf_token": csrf, "min_hold_s": "99999", "preempt": "true"},
+        )
+        assert bad.status_code == 303
+        page = client.get("/").text
+        assert "Policy unchanged" in page and "min_hold_s must not exceed" in page
+        good = client.post(
+            "/actions/policy",
+            data={"csrf_token": csrf, "reserve": "1", "group_caps": '{"contractors": 2}'},
+        )
+        assert good.status_code == 303
+        assert "Policy changed: group_caps, reserve" in client.get("/").text
+    settings = world.runtime.engine.settings
+    assert settings.reserve == 1 and dict(settings.group_caps) == {"contractors": 2}
+    assert [e["user"] for e in audit(world, rule="admin-policy")] == ["-"]
+
+
+def test_a_read_only_account_sees_the_dashboard_without_actions(world: World) -> None:
+    WebStore(world.runtime.ledger.engine).add_account(
+        "auditor", PASSWORD, Role.READ_ONLY, int(world.clock())
+    )
+    client, csrf = world.logged_in("auditor")
+    with closing(client):
+        page = client.get("/")
+        assert page.status_code == 200 and 'id="actions"' not in page.text
+        assert 'id="audit-log"' in page.text and 'id="chart-seats"' in page.text
+        refused = client.post("/actions/pin", data={"user": "ann", "csrf_token": csrf})
+        assert refused.status_code == 403
+        assert client.get("/api/v1/audit.csv").status_code == 200
+
+
+def test_hostile_usernames_are_shown_as_text(world: World) -> None:
+    nasty = "</script><script>alert(1)</script>"
+    with world.bearer(Role.REPORTER) as c:
+        assert c.post("/api/v1/activity", json={"user": nasty}).json()["decision"] == "ignored"
+    world.admin_account()
+    client, _ = world.logged_in()
+    with closing(client):
+        page = client.get("/").text
+    assert nasty not in page and "&lt;/script&gt;&lt;script&gt;alert(1)" in page
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", page, re.DOTALL)
+    assert all("alert" not in s for s in scripts)
+
+
+def test_admins_make_accounts_and_tokens_and_both_are_audited(world: World) -> None:
+    with world.bearer(Role.ADMIN) as c:
+        made = c.post(
+            "/api/v1/accounts",
+            json={"username": "ops", "password": "p" * 12, "role": "read-only"},
+        )
+        assert made.status_code == 201, made.text
+        short = c.post(
+            "/api/v1/accounts", json={"username": "x", "password": "short", "role": "admin"}
+        )
+        assert short.status_code == 422
+        token = c.post("/api/v1/tokens", json={"name": "sr", "role": "reporter"}).json()
+        assert token["token"].startswith("fst_")
+        listed = c.get("/api/v1/tokens").json()
+        assert all("token" not in t for t in listed)
+        assert c.delete(f"/api/v1/tokens/{token['id']}").status_code == 204
+    with world.client(headers={"Authorization": f"Bearer {token['token']}"}) as c:
+        assert c.post("/api/v1/activity", json={"user": "ann"}).status_code == 401
+    actions = [e["reason"] for e in audit(world, kind="admin")]
+    assert any("created read-only account" in a for a in actions)
+    assert any("created reporter token 'sr'" in a for a in actions)

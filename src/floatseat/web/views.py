@@ -6,8 +6,9 @@ results. Times are whole seconds since the epoch, as in the domain.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -71,37 +72,52 @@ def read_status(runtime: WebRuntime, snapshot: PolicySnapshot, now: int) -> Stat
     outbox_backlog, directory_errors, last_reconciliation, drift_repairs.
     """
     reported = runtime.status()
-    policy = SeatPolicy.restore(runtime.engine.settings, snapshot)
-    with runtime.ledger.transaction() as tx:
-        report = tx.licence_report()
-    backlog, failing = _outbox_figures(runtime.ledger.engine)
+    cache: dict[str, Any] = {}
 
-    def get(name: str, default: object) -> object:
+    def ledger_figures() -> dict[str, Any]:
+        """What the ledger says, read only if the runtime left something out."""
+        if not cache:
+            with runtime.ledger.transaction() as tx:
+                report = tx.licence_report()
+            backlog, failing = _outbox_figures(runtime.ledger.engine)
+            policy = SeatPolicy.restore(runtime.engine.settings, snapshot)
+            cache.update(
+                capacity=policy.capacity(),
+                tier=report.tier if report else None,
+                licensed=report.licensed if report else None,
+                licence_reported_at=report.reported_at if report else None,
+                outbox_backlog=backlog,
+                directory_errors=failing,
+            )
+        return cache
+
+    def get(name: str, default: Callable[[], object] = lambda: None) -> object:
         value = getattr(reported, name, None)
-        return default if value is None else value
+        return default() if value is None else value
 
-    stalled = tuple(_names(get("stalled_feeds", ())))
-    revokes_paused = snapshot.revokes_paused
-    frozen = bool(get("frozen", False))
-    shadow = bool(get("shadow", False))
+    def from_ledger(name: str) -> Callable[[], object]:
+        return lambda: ledger_figures()[name]
+
     status = Status(
         now=now,
-        capacity=_int(get("capacity", policy.capacity())),
-        seats_held=_int(get("seats_held", len(snapshot.holders))),
-        queue_length=_int(get("queue_length", len(snapshot.waiters))),
-        pinned=_int(get("pinned", len(snapshot.pinned))),
-        tier=_opt_int(get("tier", report.tier if report else None)),
-        licensed=_opt_int(get("licensed", report.licensed if report else None)),
-        licence_reported_at=report.reported_at if report else None,
-        revokes_paused=str(get("revokes_paused", revokes_paused) or "") or None,
-        frozen=frozen,
-        shadow=shadow,
-        stalled_feeds=stalled,
-        feed_lag_s=_lags(get("feed_lag_s", {})),
-        outbox_backlog=_int(get("outbox_backlog", backlog)),
-        directory_errors=_int(get("directory_errors", failing)),
-        last_reconciliation=_opt_int(get("last_reconciliation", None)),
-        drift_repairs=_int(get("drift_repairs", 0)),
+        capacity=_int(get("capacity", from_ledger("capacity"))),
+        seats_held=_int(get("seats_held", lambda: len(snapshot.holders))),
+        queue_length=_int(get("queue_length", lambda: len(snapshot.waiters))),
+        pinned=_int(get("pinned", lambda: len(snapshot.pinned))),
+        tier=_opt_int(get("tier", from_ledger("tier"))),
+        licensed=_opt_int(get("licensed", from_ledger("licensed"))),
+        licence_reported_at=_opt_int(
+            get("licence_reported_at", from_ledger("licence_reported_at"))
+        ),
+        revokes_paused=str(get("revokes_paused", lambda: snapshot.revokes_paused) or "") or None,
+        frozen=bool(get("frozen", lambda: False)),
+        shadow=bool(get("shadow", lambda: False)),
+        stalled_feeds=tuple(_names(get("stalled_feeds", lambda: ()))),
+        feed_lag_s=_lags(get("feed_lag_s", dict)),
+        outbox_backlog=_int(get("outbox_backlog", from_ledger("outbox_backlog"))),
+        directory_errors=_int(get("directory_errors", from_ledger("directory_errors"))),
+        last_reconciliation=_opt_int(get("last_reconciliation")),
+        drift_repairs=_int(get("drift_repairs", lambda: 0)),
     )
     return _with_warnings(status)
 
