@@ -42,6 +42,7 @@ from floatseat.logs.pattern import (
     read_server_xml_pattern,
 )
 from floatseat.service.errors import DirectoryError, EngineError
+from floatseat.service.runtime import Runtime
 from floatseat.service.setup import (
     ExecutionResult,
     Observed,
@@ -986,6 +987,68 @@ def _setup_freeze(
     )
     if not dry_run:
         console.print("floating has stopped for them: the engine keeps their seats until unpinned")
+
+
+@app.command()
+def serve(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML settings (no secrets in it).")
+    ] = None,
+    state: Annotated[
+        Path | None, typer.Option("--state", help="State folder (the SQLite ledger lives here).")
+    ] = None,
+    shadow: Annotated[
+        bool, typer.Option("--shadow", help="Decide and audit everything, move nobody.")
+    ] = False,
+    host: Annotated[str | None, typer.Option(help="Address of the web side.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port of the web side.")] = None,
+    web: Annotated[
+        bool, typer.Option("--web/--no-web", help="Serve the dashboard and the API.")
+    ] = True,
+) -> None:
+    """Run the floating-licence engine: follow the logs, float the seats, serve the dashboard.
+
+    Settings come from --config and FLOATSEAT_* variables; the product's password from
+    FLOATSEAT_PASSWORD (or FLOATSEAT_TOKEN). SIGTERM stops it cleanly.
+    """
+    import logging
+
+    from floatseat.service.bootstrap import build_service, connect_directory
+    from floatseat.service.runner import run_until_signalled
+    from floatseat.service.settings import SettingsError, load_settings
+
+    errors = Console(stderr=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = load_settings(
+            config, state_dir=state, shadow=True if shadow else None, host=host, port=port
+        )
+        served = build_service(settings, connect_directory(settings))
+    except (SettingsError, ValueError) as error:
+        raise _fail(errors, str(error)) from None
+    except EngineError as error:
+        raise _fail(errors, f"the ledger failed: {error}") from None
+    asgi = _web_app(served.runtime, errors) if web else None
+    mode = " in shadow mode (nobody is moved)" if settings.shadow else ""
+    where = f" on http://{settings.host}:{settings.port}/" if asgi is not None else " (headless)"
+    errors.print(f"floatseat serve{mode}{where}, ledger {settings.ledger_url()}")
+    try:
+        run_until_signalled(served.service, app=asgi, host=settings.host, port=settings.port)
+    finally:
+        served.close()
+
+
+def _web_app(runtime: Runtime, errors: Console) -> object | None:
+    """The web side's app for `runtime`, or None (headless) where it is not installed."""
+    try:
+        from floatseat.web.app import create_app
+        from floatseat.web.settings import WebSettings
+    except ImportError as error:
+        errors.print(f"[yellow]no web side[/] ({error}): running headless")
+        return None
+    return create_app(runtime, web_settings=WebSettings())
 
 
 @app.command()

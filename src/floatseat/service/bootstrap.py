@@ -64,13 +64,21 @@ class Served:
     runtime: Runtime
     service: Service
     settings: ServeSettings
+    directory: ManagedDirectory
 
     def start(self) -> None:
         self.service.start()
 
     def stop(self) -> None:
+        """Stop the loops (positions saved), then close the ledger and the directory."""
         self.service.stop()
+        self.close()
+
+    def close(self) -> None:
         self.services.close()
+        close = getattr(self.directory, "close", None)
+        if callable(close):
+            close()
 
 
 def connect_directory(settings: ServeSettings) -> ManagedDirectory:
@@ -106,7 +114,7 @@ def build_service(
     directory: ManagedDirectory,
     *,
     clock: Callable[[], float] = time.time,
-    outbox: OutboxSettings = DEFAULT_OUTBOX,
+    outbox: OutboxSettings | None = None,
 ) -> Served:
     """Wire `floatseat serve`: the ledger (migrated), the engine, the feeds (resumed from the
     positions saved in the ledger), the outbox (a shadow one with `settings.shadow`), the
@@ -114,6 +122,10 @@ def build_service(
     if settings.database_url is None:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
     policy = settings.policy_settings()
+    if outbox is None:
+        outbox = OutboxSettings(
+            lease_s=settings.outbox_lease_s, backoff_base_s=settings.outbox_backoff_base_s
+        )
     services = bootstrap(
         settings.ledger_url(), policy, directory, groups=settings.groups, outbox=outbox
     )
@@ -163,4 +175,4 @@ def build_service(
         outbox_interval_s=settings.outbox_interval_s,
         clock=clock,
     )
-    return Served(services, runtime, service, settings)
+    return Served(services, runtime, service, settings, directory)

@@ -364,3 +364,40 @@ class Service:
             except Exception:  # a bug must not silently stop every grant
                 log.exception("directory worker failed; retrying")
             self.directory.wakeup.wait(self.outbox_interval_s)
+
+
+def run_until_signalled(
+    service: Service,
+    *,
+    app: object | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+) -> None:
+    """Start `service`, serve `app` (an ASGI app) on host:port if given, and stop cleanly on
+    SIGTERM or SIGINT: the loops finish their step, the feeds' positions are saved."""
+    import signal
+
+    service.start()
+    try:
+        if app is not None:
+            import uvicorn
+
+            # uvicorn handles SIGTERM and SIGINT itself and returns once it has shut down.
+            config = uvicorn.Config(app, host=host, port=port, log_level="info")  # type: ignore[arg-type]
+            uvicorn.Server(config).run()
+            return
+        stop = threading.Event()
+
+        def handle(signum: int, _frame: object) -> None:
+            log.info("signal %d: stopping", signum)
+            stop.set()
+
+        previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            while not stop.is_set() and service.alive():
+                stop.wait(1.0)
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+    finally:
+        service.stop()

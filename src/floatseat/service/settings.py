@@ -175,6 +175,13 @@ class ServeSettings(BaseSettings):
         5.0, ge=0, description="A holder's activity reaches the ledger at most this often."
     )
     outbox_interval_s: float = Field(2.0, gt=0, description="Outbox pass when nothing woke it.")
+    outbox_lease_s: int = Field(
+        60,
+        ge=1,
+        description="A move whose attempt was cut short (a crash) is retried after this; "
+        "longer than any directory call takes.",
+    )
+    outbox_backoff_base_s: int = Field(5, ge=1, description="Wait after a failed move; doubles.")
     reconcile_interval_s: float = Field(300.0, gt=0)
     stall_check_interval_s: float = Field(5.0, gt=0)
     shadow: bool = Field(False, description="Decide and audit everything, move nobody.")
