@@ -305,3 +305,17 @@ def test_secrets_are_refused_in_the_config_file(tmp_path: Path) -> None:
     config.write_text('product = "jira"\n[policy]\nmin_hold_s = 9999\n')
     with pytest.raises(SettingsError, match="min_hold_s"):
         load_settings(config)
+
+
+def test_a_policy_change_applies_at_once_and_is_audited(world: World) -> None:
+    from dataclasses import replace
+
+    append(world.app_log, refusal("ann", world.clock.now))
+    world.step()
+    world.step(120)
+    append(world.access_log, access("nobody", world.clock.now))  # the node is alive
+    runtime = world.served.runtime
+    runtime.update_policy(replace(runtime.policy_settings, idle_timeout_s=100), "root")
+    world.step()
+    assert world.fake.group(E) == set()  # idle for 120 s > 100 s: revoked by the sweep
+    assert ("root", AuditKind.POLICY_CHANGED, "policy") in world.audit()

@@ -75,6 +75,11 @@ class SeatEngine:
         self._loaded = _Loaded(new_version, policy, after)
         return decisions
 
+    def use_settings(self, settings: PolicySettings) -> None:
+        """Decide the next events with `settings` (the policy is rebuilt from the ledger)."""
+        self.settings = settings
+        self._loaded = None
+
     def peek(self) -> PolicySnapshot | None:
         """The state this engine committed last, without reading the ledger; None before its
         first event. Stale if another process wrote since: good for hints, not decisions."""

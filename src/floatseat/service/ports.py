@@ -51,6 +51,7 @@ class AuditKind(StrEnum):
     USER_DEACTIVATED = "user-deactivated"  # a deactivated holder's seat taken back
     # The service's switches.
     FREEZE = "freeze"
+    POLICY_CHANGED = "policy-changed"
     UNFREEZE = "unfreeze"
     FEED_STALLED = "feed-stalled"
     FEED_RECOVERED = "feed-recovered"

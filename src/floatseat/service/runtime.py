@@ -11,6 +11,8 @@ The web app gets a `Runtime` from `create_app(runtime)` and calls exactly these:
 - `runtime.freeze(by, reason)` / `runtime.unfreeze(by)`: the admin's freeze (break-glass):
   no idle revokes until unfrozen; audited; survives a restart. A feed stall pauses revokes
   too, as a separate reason: unfreezing does not resume while a feed is stalled.
+- `runtime.update_policy(settings, by)`: decide with new `PolicySettings` from now on
+  (audited; not kept across a restart, where the config file rules).
 - `runtime.reconcile_now() -> ReconcileReport`: run a reconciliation now (reads the
   directory; may take seconds) and return what it found and repaired.
 - `runtime.ledger` (`SqlLedger`: `audit_log`, `moves`, `licence_days(since)`, `flags()`),
@@ -38,6 +40,7 @@ from floatseat.domain.policy import (
     Revoke,
     RevokesPaused,
     SeatPolicy,
+    Sweep,
 )
 from floatseat.service.engine import SeatEngine
 from floatseat.service.ports import AuditEntry, AuditKind, Flag
@@ -239,6 +242,24 @@ class Runtime:
                     tx.append_audit([entry])
             self.apply_flags(now)
         return was
+
+    def update_policy(self, settings: PolicySettings, by: str) -> None:
+        """Decide from now on with `settings` (already validated); audited. Not kept across
+        a restart: the config file rules then."""
+        now = self.now()
+        with self._lock:
+            before = self.policy_settings
+            self.engine.use_settings(settings)
+            self.policy_settings = settings
+            changed = [
+                f"{name} {getattr(before, name)} -> {getattr(settings, name)}"
+                for name in before.__dataclass_fields__
+                if getattr(before, name) != getattr(settings, name)
+            ]
+            reason = "; ".join(changed) or "no change"
+            with self.ledger.transaction() as tx:
+                tx.append_audit([AuditEntry(now, by, AuditKind.POLICY_CHANGED, "policy", reason)])
+        self.submit(Sweep(now))  # apply it: a shorter timeout may free seats now
 
     def frozen(self) -> bool:
         return FREEZE_FLAG in self.ledger.flags()
