@@ -521,10 +521,12 @@ static int64_t users_get(Users *u, const uint8_t *name, uint32_t len)
     return sl->id;
 }
 
-static int pairs_init(Pairs *p)
+static int pairs_init(Pairs *p, size_t block_bytes)
 {
     memset(p, 0, sizeof *p);
-    p->cap = 1 << 16;
+    p->cap = 1 << 12; /* about one distinct pair per 256 bytes at half load: rarely regrown */
+    while (p->cap < block_bytes / 512 && p->cap < ((size_t)1 << 30))
+        p->cap <<= 1;
     p->slots = malloc(p->cap * sizeof *p->slots);
     if (!p->slots)
         return -1;
@@ -975,9 +977,9 @@ static void scan_block(Scan *S)
     uint32_t last_uid = UINT32_MAX;
     uint8_t last_user[64];
     size_t last_user_len = 0;
-    uint32_t last_pair_uid = UINT32_MAX;
-    int64_t last_pair_ts = 0;
-    size_t last_pair_slot = 0;
+    int64_t *seen_ts = NULL; /* per user id: the second last counted, INT64_MIN: none */
+    size_t *seen_slot = NULL; /* and its slot in the pairs table */
+    size_t seen_cap = 0, seen_table_cap = 0;
     (void)last_time;
 
     while (p < end) {
@@ -1105,23 +1107,48 @@ static void scan_block(Scan *S)
                 last_uid = UINT32_MAX;
             }
         }
-        if (uid == last_pair_uid && ts == last_pair_ts) {
-            S->pairs.slots[last_pair_slot].n++; /* a burst: the same user in the same second */
+        /* Each user's last second, remembered: requests come in bursts, users interleave. */
+        if (uid >= seen_cap || seen_table_cap != S->pairs.cap) {
+            size_t ncap = seen_cap ? seen_cap : 256;
+            while (ncap <= uid)
+                ncap *= 2;
+            int64_t *nts = realloc(seen_ts, ncap * sizeof *nts);
+            if (!nts)
+                goto oom;
+            seen_ts = nts;
+            size_t *nsl = realloc(seen_slot, ncap * sizeof *nsl);
+            if (!nsl)
+                goto oom;
+            seen_slot = nsl;
+            /* a grown table moved every pair: forget them all, else only the new users */
+            size_t from = seen_table_cap != S->pairs.cap ? 0 : seen_cap;
+            for (size_t i = from; i < ncap; i++)
+                seen_ts[i] = INT64_MIN;
+            seen_cap = ncap;
+            seen_table_cap = S->pairs.cap;
+        }
+        if (seen_ts[uid] == ts) {
+            S->pairs.slots[seen_slot[uid]].n++;
         } else {
             if (pairs_add(&S->pairs, uid, ts) < 0)
                 goto oom;
-            last_pair_uid = uid;
-            last_pair_ts = ts;
-            last_pair_slot = S->pairs.last_slot;
+            if (seen_table_cap == S->pairs.cap) {
+                seen_ts[uid] = ts;
+                seen_slot[uid] = S->pairs.last_slot;
+            } /* else the table just grew: the check above forgets everything next time */
         }
         S->counted++;
     }
     S->rows = row;
     free(scratch);
+    free(seen_ts);
+    free(seen_slot);
     return;
 oom:
     S->oom = 1;
     free(scratch);
+    free(seen_ts);
+    free(seen_slot);
 }
 
 static int get_prog(PyObject *code, PyObject *sets, PyObject *lits, Prog *prog, Py_buffer views[3])
@@ -1279,7 +1306,7 @@ static PyObject *py_scan(PyObject *module, PyObject *args)
     S.extract = extract;
     S.poll_mode = poll_mode;
     S.target_slot = target_slot;
-    if (users_init(&S.users) < 0 || pairs_init(&S.pairs) < 0) {
+    if (users_init(&S.users) < 0 || pairs_init(&S.pairs, (size_t)bview.len) < 0) {
         PyErr_NoMemory();
         goto done;
     }
