@@ -1,4 +1,4 @@
-"""Bulk reading of access logs with Polars: raw lines in, counted (user, second) pairs out.
+"""Bulk reading of access logs: raw lines in, counted (user, second) pairs out.
 
 Each file is read once, in blocks of whole lines, two blocks in flight at a time. One
 streaming pass over a block classifies every line: malformed (the whole compiled pattern
@@ -7,6 +7,11 @@ allows), anonymous, or counted. Only lines still in the running are
 captured, and only their user and time. Counted requests are reduced at once to distinct
 (user, second) pairs with their request counts, so memory follows the number of distinct
 pairs, not the number of lines.
+
+Two engines do this. The Polars path below is the reference. Where the C extension is built
+(`fastscan`, `_linescan.c`), it runs the same regexes on each block with the GIL released
+and hands the lines it cannot decide with certainty to the Polars path, so that the figures
+are the reference's, line for line (tests/test_native_scan.py holds the two equal).
 """
 
 from __future__ import annotations
