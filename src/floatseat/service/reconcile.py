@@ -11,7 +11,9 @@ The rules, each repair audited:
    name and no move of theirs is pending): they already take a seat in the product, so
    *adopting* them costs nothing; they are adopted as a holder while the policy has a
    floating seat free, else moved out (revoked). Never above the tier: adoption only fills
-   a free floating seat, and a revoke frees one. A deactivated user is never adopted.
+   a free floating seat, and a revoke frees one. A deactivated user is never adopted. At
+   the first start (the ledger never reconciled) these are `floatseat setup`'s first seats:
+   adopted the same way, audited as such, and not counted as drift repairs.
 3. **A holder outside the licensed group** (a holder or pinned user found only in the
    unlicensed group, no move pending): granted again, through the outbox and its licence
    guard.
@@ -104,6 +106,9 @@ class Reconciler:
         licensed_folded = (
             None if licensed_users is None else frozenset(u.casefold() for u in licensed_users)
         )
+        with self.runtime.ledger.transaction() as tx:
+            # Never reconciled: the licensed group holds `floatseat setup`'s first seats.
+            first_start = tx.licence_report() is None
         placed: list[str] = []
         if s.repair and s.users_group is not None:
             placed = self._place_new_users(memberships, licensed_folded, now)
@@ -112,10 +117,13 @@ class Reconciler:
         decisions = list(self.runtime.submit(DirectoryChanged(now, figures)))
         report = ReconcileReport(now, figures, licence.licensed, placed=tuple(placed))
         if s.repair:
-            report = self._repair(report, memberships, licensed_folded, decisions, now)
+            report = self._repair(
+                report, memberships, licensed_folded, decisions, now, first_start=first_start
+            )
         counters = self.runtime.counters
         counters.last_reconciliation_at = now
-        counters.drift_repairs += report.repairs
+        # Taking over setup's first seats is no drift: only the rest counts as repairs.
+        counters.drift_repairs += report.repairs - (len(report.adopted) if first_start else 0)
         return report
 
     # -- reading -------------------------------------------------------------------------
@@ -203,6 +211,8 @@ class Reconciler:
         licensed_folded: frozenset[str] | None,
         decisions: list[Decision],
         now: int,
+        *,
+        first_start: bool = False,
     ) -> ReconcileReport:
         groups = self.settings.groups
         figures = report.figures
@@ -260,7 +270,13 @@ class Reconciler:
                     AuditEntry(now, user, AuditKind.DRIFT_REGRANTED, REPAIR_RULE, why, move)
                 )
             for user in adopted:
-                why = f"found in {groups.enabled} without a seat in the ledger: adopted as holder"
+                why = (
+                    f"in {groups.enabled} at floatseat's first start (a first seat from "
+                    "floatseat setup): adopted as holder"
+                    if first_start
+                    else f"found in {groups.enabled} without a seat in the ledger: adopted as "
+                    "holder"
+                )
                 entries.append(AuditEntry(now, user, AuditKind.DRIFT_ADOPTED, REPAIR_RULE, why))
             for user in deactivated:
                 why = "deactivated in the directory: the floating seat goes back to the pool"
