@@ -1052,6 +1052,68 @@ def _web_app(runtime: Runtime, errors: Console) -> object | None:
 
 
 @app.command()
+def demo(
+    product: Annotated[str, typer.Option(help="confluence or jira")] = "confluence",
+    port: Annotated[int, typer.Option(help="Port of the dashboard, on 127.0.0.1.")] = 8080,
+    sim_port: Annotated[
+        int, typer.Option(help="Port of the simulated product, on 127.0.0.1.")
+    ] = 8090,
+    state: Annotated[
+        Path | None,
+        typer.Option("--state", help="Keep the ledger and the logs here (default: a temp folder)."),
+    ] = None,
+    users: Annotated[int, typer.Option(help="Virtual users.")] = 40,
+    tier: Annotated[int, typer.Option(help="The simulated licence's tier.")] = 18,
+    speed: Annotated[
+        float, typer.Option(help="Simulated seconds per real second (60: an hour a minute).")
+    ] = 60.0,
+) -> None:
+    """Run floatseat against a simulated Confluence or Jira with virtual users: no setup.
+
+    Starts the simulator on an accelerated clock, prepares it as `floatseat setup` would,
+    runs `floatseat serve` on SQLite with the dashboard in demo mode (no login from this
+    machine), and prints the dashboard's URL. Ctrl-C or SIGTERM stops everything.
+    """
+    import logging
+
+    from floatseat.demo import Demo, DemoError, DemoOptions
+
+    errors = Console(stderr=True)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        options = DemoOptions(
+            product=product,  # type: ignore[arg-type]
+            port=port,
+            sim_port=sim_port,
+            state=state,
+            users=users,
+            tier=tier,
+            speed=speed,
+        )
+        running = Demo(options)
+    except DemoError as error:
+        raise _fail(errors, str(error)) from None
+
+    def ready(d: Demo) -> None:
+        o = d.options
+        print(
+            f"floatseat demo: simulated {o.product} at {d.sim_url} ({o.users} virtual users, "
+            f"tier {o.tier}; admin/admin), clock {o.speed:g}x from Monday 09:00 UTC\n"
+            f"state (SQLite ledger, logs): {d.state}"
+            + (" (removed at the end)" if d.temporary else "")
+            + f"\n\n  Dashboard: {d.url}   (no login needed from this machine)\n\n"
+            "Seats float within a minute. Ctrl-C stops.",
+            flush=True,
+        )
+
+    try:
+        running.run(ready=ready)
+    except (DemoError, DirectoryError, EngineError) as error:
+        raise _fail(errors, str(error)) from None
+    print("floatseat demo: stopped", flush=True)
+
+
+@app.command()
 def version() -> None:
     """Print floatseat's version."""
     print(__version__)
