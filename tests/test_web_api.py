@@ -504,6 +504,37 @@ def test_policy_changes_are_validated_and_audited(world: World) -> None:
     assert "idle_timeout_s: 600 -> 900" in entries[0]["reason"]
 
 
+def test_policy_changes_reach_the_services_own_runtime(
+    tmp_path: Path, opened: list[Services]
+) -> None:
+    """No stand-in: PUT /api/v1/policy changes the policy of the `Runtime` that `floatseat
+    serve` and `floatseat demo` pass in, which audits it and applies it at once."""
+    clock = Clock()
+    fake = FakeDirectory(2, groups={ENABLED: set(), DISABLED: set(USERS)})
+    services = bootstrap(f"sqlite:///{tmp_path / 'ledger.db'}", POLICY, fake)
+    opened.append(services)
+    runtime = Runtime(
+        ledger=services.ledger, engine=services.engine, policy_settings=POLICY, clock=clock
+    )
+    runtime.submit(DirectoryChanged(runtime.now(), fake.figures()))
+    app = create_app(runtime, web_settings=WebSettings(secret_key=SECRET), announce=print)
+    server = Server(app)
+    try:
+        token = WebStore(services.ledger.engine).add_token("t", Role.ADMIN, "test", clock.t)[1]
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=20) as c:
+            reply = c.put("/api/v1/policy", json={"idle_timeout_s": 900})
+            assert reply.status_code == 200, reply.text
+            assert c.get("/api/v1/policy").json()["idle_timeout_s"] == 900
+            entries = c.get("/api/v1/audit", params={"limit": 50}).json()["entries"]
+    finally:
+        server.stop()
+    assert runtime.engine.settings.idle_timeout_s == 900
+    assert runtime.policy_settings.idle_timeout_s == 900
+    kinds = {e["kind"] for e in entries}
+    assert "policy-changed" in kinds  # the runtime's own audit entry
+
+
 def test_pins_and_manual_moves_are_audited(world: World) -> None:
     until = "2099-01-01T00:00:00+00:00"
     with world.bearer(Role.ADMIN) as c:
