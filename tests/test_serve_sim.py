@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from simulator import SimHandle, running_simulator
 from typer.testing import CliRunner
@@ -305,7 +307,7 @@ def test_a_refused_login_is_answered_within_a_second_even_with_faults(tmp_path: 
 
 
 def serve_process(
-    config: Path, state: Path, env: dict[str, str], log: Path
+    config: Path, state: Path, env: dict[str, str], log: Path, *, web_port: int | None = None
 ) -> subprocess.Popen[bytes]:
     with log.open("ab") as stderr:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
@@ -314,7 +316,7 @@ def serve_process(
                 "-c",
                 "from floatseat.cli import main; main()",
                 "serve",
-                "--no-web",
+                "--no-web" if web_port is None else f"--port={web_port}",
                 f"--config={config}",
                 f"--state={state}",
             ],
@@ -384,3 +386,37 @@ def test_a_killed_service_restarts_and_the_licence_is_never_exceeded(tmp_path: P
                 raise
         assert process.returncode == 0, log.read_text()[-3000:]
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def test_serve_with_the_web_side_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    # uvicorn raises a captured SIGTERM again once it has shut down; serve must still stop
+    # its loops (positions saved) and exit with status 0.
+    with running_simulator(product="jira", users=3, tier=5, active_people=False) as sim:
+        config = tmp_path / "floatseat.toml"
+        config.write_text(f'product = "jira"\nbase_url = "{sim.base_url}"\nusername = "admin"\n')
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**os.environ, "FLOATSEAT_PASSWORD": sim.admin_password}
+        log = tmp_path / "serve.log"
+        process = serve_process(config, tmp_path / "state", env, log, web_port=port)
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return process.poll() is not None  # died: fail below with its log
+
+        try:
+            wait_for(healthy, 30, every=0.1)
+            assert process.poll() is None, log.read_text()[-3000:]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise
+        text = log.read_text()
+        assert process.returncode == 0, text[-3000:]
+        assert "Traceback" not in text, text[-3000:]

@@ -1036,6 +1036,8 @@ def serve(
     errors.print(f"floatseat serve{mode}{where}, ledger {settings.ledger_url()}")
     try:
         run_until_signalled(served.service, app=asgi, host=settings.host, port=settings.port)
+    except RuntimeError as error:
+        raise _fail(errors, str(error), 1) from None
     finally:
         served.close()
 

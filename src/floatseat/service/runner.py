@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from floatseat.domain.policy import Activity, Sweep
 from floatseat.service.errors import DirectoryError, EngineError
@@ -374,18 +375,24 @@ def run_until_signalled(
     port: int = 8080,
 ) -> None:
     """Start `service`, serve `app` (an ASGI app) on host:port if given, and stop cleanly on
-    SIGTERM or SIGINT: the loops finish their step, the feeds' positions are saved."""
+    SIGTERM or SIGINT: the web side shuts down, the loops finish their step, the feeds'
+    positions are saved. Raises RuntimeError if the web side stops on its own (a port in
+    use, for example)."""
     import signal
 
+    server: Any = None
+    web: threading.Thread | None = None
     service.start()
     try:
         if app is not None:
             import uvicorn
 
-            # uvicorn handles SIGTERM and SIGINT itself and returns once it has shut down.
             config = uvicorn.Config(app, host=host, port=port, log_level="info")  # type: ignore[arg-type]
-            uvicorn.Server(config).run()
-            return
+            server = uvicorn.Server(config)
+            # From a thread: in the main thread uvicorn captures SIGTERM and SIGINT and raises
+            # them again once it has shut down, which kills the process before the loops stop.
+            web = threading.Thread(target=server.run, name="floatseat-web", daemon=True)
+            web.start()
         stop = threading.Event()
 
         def handle(signum: int, _frame: object) -> None:
@@ -394,10 +401,15 @@ def run_until_signalled(
 
         previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
-            while not stop.is_set() and service.alive():
-                stop.wait(1.0)
+            while not stop.is_set() and service.alive() and (web is None or web.is_alive()):
+                stop.wait(0.5)
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
+        if web is not None and not web.is_alive() and not stop.is_set():
+            raise RuntimeError(f"the web side on {host}:{port} stopped (see the log above)")
     finally:
+        if server is not None and web is not None:
+            server.should_exit = True
+            web.join(15)
         service.stop()
