@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -475,6 +476,23 @@ def test_status_counts_floating_seats_and_the_queue(world: World) -> None:
         assert user["recent_audit"][0]["kind"] == "queued"
         assert c.get("/api/v1/users/eve").json()["state"] == "pinned"
         assert c.get("/api/v1/users/nobody").json()["state"] == "unmanaged"
+
+
+def test_seat_history_starts_at_the_first_move_and_follows_grants_and_revokes(
+    world: World,
+) -> None:
+    start = int(world.clock())
+    with world.bearer(Role.ADMIN) as c:
+        c.post("/api/v1/activity", json={"user": "ann"})
+        world.clock.t += 60
+        c.post("/api/v1/activity", json={"user": "bob"})
+        world.clock.t += 60
+        c.post("/api/v1/seats/ann/revoke", json={"reason": "left"})
+        history = c.get("/api/v1/seats/history").json()
+    times = [datetime.fromisoformat(t).timestamp() for t, _ in history["points"]]
+    assert times[0] == start  # not a day of empty chart before the first seat moved
+    assert [held for _, held in history["points"]] == [1, 2, 1]
+    assert times == [start, start + 60, start + 120]
 
 
 # -- policy, pins, manual moves, freeze ----------------------------------------------------

@@ -400,7 +400,8 @@ def audit_kinds() -> list[str]:
 def seat_history(engine: sa.Engine, since: int, now: int) -> list[tuple[int, int]]:
     """Floating seats held over time, from the audit log: (time, seats held from then on).
 
-    Grants add a seat, revokes and releases free one; the first point is at `since`.
+    Grants add a seat, revokes and releases free one; the first point is at `since`, or at
+    the first seat ever moved when that came later (a young ledger's chart starts there).
     """
     kinds = (AuditKind.GRANT.value, AuditKind.REVOKE.value, AuditKind.RELEASE.value)
     delta = sa.case((audit_log.c.kind == AuditKind.GRANT.value, 1), else_=-1)
@@ -420,7 +421,11 @@ def seat_history(engine: sa.Engine, since: int, now: int) -> list[tuple[int, int
         .where(counted, audit_log.c.at >= since, audit_log.c.at <= now)
         .order_by(audit_log.c.at, audit_log.c.id)
     )
+    first = sa.select(sa.func.min(audit_log.c.at)).where(counted)
     with engine.connect() as c:
+        first_at = c.execute(first).scalar_one()
+        if first_at is not None and int(first_at) > since:
+            since = min(int(first_at), now)
         held = int(c.execute(before).scalar_one())
         points = [(since, max(0, held))]
         for row in c.execute(window):
