@@ -1116,6 +1116,52 @@ def demo(
 
 
 @app.command()
+def doctor(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="serve's TOML settings (no secrets in it).")
+    ] = None,
+    server_xml: Annotated[
+        list[Path] | None,
+        typer.Option("--server-xml", help="A node's Tomcat server.xml (repeat for each node)."),
+    ] = None,
+    write_test: Annotated[
+        bool,
+        typer.Option(
+            "--write-test",
+            help="Take a few IUM_Disabled members out of the group and put them back, to "
+            "prove the directory is writable (harmless for the licence).",
+        ),
+    ] = False,
+    sample: Annotated[
+        float, typer.Option(help="Seconds to watch the logs grow (0: judge by their mtimes).")
+    ] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Check an installation: valve, logs, clocks, directory, access, rate limit, seats.
+
+    Each problem is explained with its fix. Exit status: 0 all good, 1 warnings, 2 failures.
+    Settings (and the product's password) are read as floatseat serve reads them.
+    """
+    from floatseat.doctor import DoctorOptions, render_report, run_doctor
+    from floatseat.service.settings import SettingsError, load_settings
+
+    errors = Console(stderr=True)
+    settings = None
+    if config is not None or os.environ.get("FLOATSEAT_BASE_URL") or not server_xml:
+        try:
+            settings = load_settings(config)
+        except SettingsError as error:
+            raise _fail(errors, str(error)) from None
+    options = DoctorOptions(server_xml=server_xml or (), write_test=write_test, sample_s=sample)
+    report = run_doctor(settings, options)
+    if as_json:
+        print(report.as_json())
+    else:
+        render_report(report, Console())
+    raise typer.Exit(report.exit_status)
+
+
+@app.command()
 def version() -> None:
     """Print floatseat's version."""
     print(__version__)
