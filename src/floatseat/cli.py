@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -28,8 +28,6 @@ from floatseat.analysis.simulate import (
 from floatseat.analysis.simulate import simulate as run_simulation
 from floatseat.analysis.simulate_terminal import render_simulation_summary
 from floatseat.analysis.terminal import render_summary
-from floatseat.directory.errors import ManualStepRequired
-from floatseat.directory.port import ManagedDirectory, PoolGroups
 from floatseat.domain.activity import DEFAULT_POLLING_PREFIXES, CountingRules
 from floatseat.domain.licence import DEFAULT_TIERS
 from floatseat.domain.onboarding import Plan, RevokeAccess, SetupOptions, Step
@@ -41,21 +39,16 @@ from floatseat.logs.pattern import (
     compile_pattern,
     read_server_xml_pattern,
 )
-from floatseat.service.errors import DirectoryError, EngineError
-from floatseat.service.runtime import Runtime
-from floatseat.service.setup import (
-    ExecutionResult,
-    Observed,
-    SetupRefused,
-    archive_snapshot,
-    execute,
-    last_seen_from_pairs,
-    prepare_rollback,
-    prepare_setup,
-)
-from floatseat.service.setup import freeze as freeze_holders
 from floatseat.sim.cli import sim_app
 from floatseat.units import format_duration, parse_duration, parse_fraction
+
+if TYPE_CHECKING:
+    # The service, directory and web sides load inside the commands that use them, so that
+    # `floatseat analyze` starts without them (tests/test_startup.py).
+    from floatseat.directory.errors import ManualStepRequired
+    from floatseat.directory.port import ManagedDirectory, PoolGroups
+    from floatseat.service.runtime import Runtime
+    from floatseat.service.setup import ExecutionResult, Observed
 
 T = TypeVar("T")
 # The policy's documented defaults, as the defaults of `simulate`'s options.
@@ -784,6 +777,10 @@ def setup(
     show_all: Annotated[bool, typer.Option(help="List every user in the plan.")] = False,
 ) -> None:
     """Onboard an instance safely: pool groups, access, the first seats; or roll it back."""
+    from floatseat.directory.port import PoolGroups
+    from floatseat.service.errors import DirectoryError
+    from floatseat.service.setup import SetupRefused, last_seen_from_pairs
+
     console = Console()
     errors = Console(stderr=True, soft_wrap=True)
     if product not in SETUP_PRODUCTS:
@@ -890,6 +887,8 @@ def _setup_run(
     dry_run: bool,
     show_all: bool,
 ) -> None:
+    from floatseat.service.setup import execute, prepare_setup
+
     run = prepare_setup(directory, options, last_seen, state_dir, access_groups=access_group)
     _print_connection(console, run.observed)
     plan = run.plan
@@ -933,6 +932,8 @@ def _setup_rollback(
     dry_run: bool,
     show_all: bool,
 ) -> None:
+    from floatseat.service.setup import archive_snapshot, execute, prepare_rollback
+
     run = prepare_rollback(
         directory, state_dir, product, force=force, exact=exact, access_groups=access_group
     )
@@ -967,6 +968,9 @@ def _setup_freeze(
     dry_run: bool,
 ) -> None:
     import time
+
+    from floatseat.service.errors import EngineError
+    from floatseat.service.setup import freeze as freeze_holders
 
     try:
         result = freeze_holders(
@@ -1014,6 +1018,7 @@ def serve(
     import logging
 
     from floatseat.service.bootstrap import build_service, connect_directory
+    from floatseat.service.errors import EngineError
     from floatseat.service.runner import run_until_signalled
     from floatseat.service.settings import SettingsError, load_settings
 
@@ -1079,6 +1084,7 @@ def demo(
     import logging
 
     from floatseat.demo import Demo, DemoError, DemoOptions
+    from floatseat.service.errors import DirectoryError, EngineError
 
     errors = Console(stderr=True)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

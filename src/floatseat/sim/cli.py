@@ -6,11 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from floatseat.sim.app import create_app
-from floatseat.sim.core import SimConfig, Simulator
-from floatseat.sim.server import Ticker
+# Only the Typer object is built at import time: `floatseat` registers this sub-app on every
+# start, so the web stack (uvicorn, FastAPI) and the simulator load inside `serve` alone.
 
 sim_app = typer.Typer(
     help="A simulated Confluence/Jira Data Center for demos and contract tests.",
@@ -40,6 +38,12 @@ def serve(
     crowd: Annotated[bool, typer.Option(help="users and groups live in a simulated Crowd")] = False,
 ) -> None:
     """Serve the product's REST API with N virtual users working on an accelerated clock."""
+    import uvicorn
+
+    from floatseat.sim.app import create_app
+    from floatseat.sim.core import SimConfig, Simulator
+    from floatseat.sim.server import Ticker
+
     if product not in ("confluence", "jira"):
         raise typer.BadParameter("product must be confluence or jira")
     try:
