@@ -142,6 +142,8 @@ class Runtime:
     counters: Counters = field(default_factory=Counters)
     # Set by the service: wakes the directory worker; runs a reconciliation.
     wake_directory: Callable[[], None] = lambda: None
+    # Set by the notifier: sees every decision after its commit; must not block or raise.
+    on_decisions: Callable[[Sequence[Decision]], None] = lambda _decisions: None
     reconciler: Callable[[], ReconcileReport] | None = None
     feed_lag: Callable[[], dict[str, int]] = dict
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
@@ -203,6 +205,7 @@ class Runtime:
             decisions = self.engine.handle(event)
         if any(isinstance(d, Grant | Revoke) for d in decisions):
             self.wake_directory()
+        self.on_decisions(decisions)
         return decisions
 
     def submit_all(self, events: Sequence[Event]) -> list[Decision]:
@@ -213,6 +216,7 @@ class Runtime:
                 out.extend(self.engine.handle(event))
         if any(isinstance(d, Grant | Revoke) for d in out):
             self.wake_directory()
+        self.on_decisions(out)
         return out
 
     def freeze(self, by: str, reason: str) -> None:
