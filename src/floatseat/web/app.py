@@ -13,7 +13,7 @@ fits `floatseat.web.ports.WebRuntime`). The app serves:
 
 - `/` the admin dashboard, `/login`, `/setup` (first admin, by one-time link);
 - `/waiting-room` for queued users (identity from SSO headers or a signed link);
-- `/api/v1/...` the REST API, described at `/openapi.json` and `/docs`;
+- `/api/v1/...` the REST API, described at `/openapi.json` and listed at `/docs`;
 - `/metrics` (Prometheus), `/healthz` (the process answers), `/readyz` (the ledger answers).
 
 On a database without any admin account, `create_app` makes a one-time setup token and
@@ -37,6 +37,7 @@ from floatseat import __version__
 from floatseat.web.actions import Actions
 from floatseat.web.api import router as api_router
 from floatseat.web.deps import WebContext
+from floatseat.web.limits import ACTIVITY_LIMIT, BODY_LIMIT, BodyLimit
 from floatseat.web.metrics import Metrics
 from floatseat.web.pages import CSP, static_router
 from floatseat.web.pages import router as pages_router
@@ -71,7 +72,7 @@ def create_app(
         runtime=runtime,
         settings=web_settings,
         store=store,
-        sessions=Sessions(web_settings),
+        sessions=Sessions(web_settings, store),
         actions=Actions(runtime, store),
         signatures=ActivitySignatures(web_settings.hmac_key, web_settings.activity_replay_window_s),
     )
@@ -83,10 +84,11 @@ def create_app(
         version=__version__,
         description="Floating licences for Confluence and Jira Data Center: seats, queue, "
         "audit, policy and activity.",
-        docs_url="/docs",
+        docs_url=None,  # FastAPI's Swagger UI loads from a CDN; pages.api_page lists the API
         redoc_url=None,
     )
     app.state.floatseat = ctx
+    app.add_middleware(BodyLimit, limit=BODY_LIMIT, limits={"/api/v1/activity": ACTIVITY_LIMIT})
     app.include_router(api_router)
     app.include_router(pages_router)
     app.include_router(static_router)
@@ -108,6 +110,8 @@ def create_app(
         if headers.get("content-type", "").startswith("text/html"):
             headers["Content-Security-Policy"] = CSP
             headers.setdefault("Cache-Control", "no-store")
+        elif request.url.path.startswith("/api/"):
+            headers.setdefault("Cache-Control", "no-store")  # new tokens, users, the audit
         route = request.scope.get("route")  # the matched route: bounded label values
         path = str(getattr(route, "path", "unmatched"))
         metrics.observe(request.method, path, response.status_code, started)
@@ -123,8 +127,9 @@ def create_app(
             with runtime.ledger.transaction() as tx:
                 tx.licence_report()  # one row of the ledger's state: cheap, and needs the schema
         except Exception as error:  # whatever it is, we are not ready
+            # The log only: anyone may ask, and database errors name hosts, users and SQL.
             log.warning("not ready: %s", error)
-            return JSONResponse({"status": "not ready", "detail": str(error)}, status_code=503)
+            return JSONResponse({"status": "not ready"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", include_in_schema=False)

@@ -6,6 +6,7 @@ look at cookies or headers themselves.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -20,13 +21,15 @@ from floatseat.web.security import (
     CSRF_HEADER,
     SAFE_METHODS,
     ActivitySignatures,
+    LoginThrottle,
     Principal,
     Session,
     Sessions,
     bearer_principal,
     csrf_ok,
+    is_local_visitor,
 )
-from floatseat.web.settings import WebSettings, is_loopback
+from floatseat.web.settings import WebSettings
 from floatseat.web.store import Role, WebStore
 from floatseat.web.views import Status, read_status
 
@@ -45,6 +48,8 @@ class WebContext:
     signatures: ActivitySignatures
     setup_token: str | None = None
     metrics: Metrics | None = field(default=None)
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    setup_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def now(self) -> int:
         return self.runtime.now()
@@ -91,7 +96,7 @@ def principal_of(request: Request, ctx: WebContext) -> Principal | None:
         account = ctx.store.account(session.user)
         if account is not None:
             return Principal(account.username, account.role, "session")
-    if ctx.settings.demo and is_loopback(request.client.host if request.client else None):
+    if ctx.settings.demo and is_local_visitor(request):
         return Principal("demo", Role.ADMIN, "demo")
     return None
 

@@ -8,6 +8,7 @@ never resets is what Prometheus expects. Request latency is measured by the app 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -24,6 +25,8 @@ from floatseat.web.views import Status
 __all__ = ["METRIC_NAMES", "Metrics"]
 
 log = logging.getLogger(__name__)
+
+SCRAPE_TTL_S = 5.0  # seconds a reading of the status and the audit counters serves scrapes
 
 METRIC_NAMES = (
     "floatseat_seats_held",
@@ -48,11 +51,24 @@ METRIC_NAMES = (
 
 
 class _Collector(Collector):
-    def __init__(self, status: Callable[[], Status], engine: sa.Engine) -> None:
+    """Reads status and counters at most once per `ttl_s`: anyone who reaches the port may
+    scrape, and counting the audit log is a full scan."""
+
+    def __init__(self, status: Callable[[], Status], engine: sa.Engine, ttl_s: float) -> None:
         self._status = status
         self._engine = engine
+        self._ttl_s = ttl_s
+        self._cached: tuple[float, list[Metric]] | None = None
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterable[Metric]:
+        with self._lock:  # concurrent scrapes wait for one reading
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] >= self._ttl_s:
+                self._cached = (now, list(self._read()))
+            return list(self._cached[1])
+
+    def _read(self) -> Iterable[Metric]:
         try:
             s = self._status()
         except Exception:  # a scrape must not fail because the ledger is busy
@@ -122,9 +138,12 @@ class _Collector(Collector):
 class Metrics:
     """The app's registry: status gauges, audit counters and request latency."""
 
-    def __init__(self, status: Callable[[], Status], engine: sa.Engine) -> None:
+    def __init__(
+        self, status: Callable[[], Status], engine: sa.Engine, *, ttl_s: float = SCRAPE_TTL_S
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(status, engine))
+        self.collector = _Collector(status, engine, ttl_s)
+        self.registry.register(self.collector)
         self.latency = Histogram(
             "floatseat_http_request_duration_seconds",
             "Time to answer an HTTP request, by route.",

@@ -10,7 +10,6 @@ import json
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from secrets import token_urlsafe
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -104,8 +103,7 @@ def render(
 
 def _back(request: Request, message: str, to: str = "/") -> RedirectResponse:
     session: Session = request.state.session
-    session.flash = message
-    session.dirty = True
+    session.say(message)
     return RedirectResponse(to, status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -130,32 +128,43 @@ def login(
 ) -> Response:
     if not csrf_ok(session, csrf_token):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
-    account = ctx.store.check_password(username, password)
+    throttle = ctx.login_throttle
+    address = request.client.host if request.client else None
+    wait = throttle.wait_s(username, address)
+    if wait:
+        reply = render(
+            request,
+            "login.html.j2",
+            {"needs_setup": False, "error": f"Too many failed logins: try again in {wait} s."},
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+        )
+        reply.headers["Retry-After"] = str(wait)
+        return reply
+    with throttle.checking:
+        account = ctx.store.check_password(username, password)
     if account is None:
+        throttle.failed(username, address)
         return render(
             request,
             "login.html.j2",
             {"needs_setup": False, "error": "Wrong username or password."},
             status_code=401,
         )
-    _start_session(session, account.username)
+    throttle.succeeded(username)
+    session.log_in(account.username)
     return _back(request, f"Logged in as {account.username}.")
-
-
-def _start_session(session: Session, user: str) -> None:
-    session.user = user
-    session.csrf = token_urlsafe(24)  # a new token with every login
-    session.dirty = True
 
 
 @router.post("/logout")
 def logout(
-    request: Request, session: CurrentSession, csrf_token: Annotated[str, Form()] = ""
+    request: Request,
+    ctx: Context,
+    session: CurrentSession,
+    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     if not csrf_ok(session, csrf_token):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
-    session.user = None
-    session.dirty = True
+    ctx.sessions.end(session)
     return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -182,17 +191,22 @@ def setup(
 ) -> Response:
     if not csrf_ok(session, csrf_token):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
-    if not _setup_token_ok(ctx, token):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "this setup link is used up or wrong")
+    with ctx.setup_lock:  # one time only: the first request to come takes the link
+        if not _setup_token_ok(ctx, token):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "this setup link is used up or wrong")
+        ctx.setup_token = None
     try:
         account = ctx.store.add_account(username.strip(), password, Role.ADMIN, ctx.now())
     except ValueError as error:
+        ctx.setup_token = token  # nothing was made: the link still works
         return render(
             request, "setup.html.j2", {"token": token, "error": str(error)}, status_code=422
         )
-    ctx.setup_token = None  # one time only
+    except Exception:
+        ctx.setup_token = token
+        raise
     ctx.actions.record(account.username, "account", account.username, "first admin, by setup link")
-    _start_session(session, account.username)
+    session.log_in(account.username)
     return _back(request, f"Welcome, {account.username}: you are the first admin.")
 
 
@@ -307,7 +321,7 @@ def action_pin(
     ctx: Context,
     who: Admin,
     user: Annotated[str, Form(max_length=255)],
-    until: Annotated[str, Form()] = "",
+    until: Annotated[str, Form(max_length=64)] = "",
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     end = _parse_form_time(until)
@@ -492,6 +506,31 @@ def waiting_room_status(request: Request, ctx: Context, t: str | None = None) ->
         return JSONResponse({"detail": "who you are is not known here"}, status_code=401)
     state = waiting_state(ctx, ctx.canonical_user(user))
     return JSONResponse(state.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+
+
+# -- the API's own page --------------------------------------------------------------------
+
+_METHODS = ("get", "post", "put", "delete", "patch")
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def api_page(request: Request) -> Response:
+    """The API's operations, from its OpenAPI schema; a page with no scripts, unlike FastAPI's
+    Swagger UI, which loads from a CDN and runs inline code (both refused by `CSP`)."""
+    schema = request.app.openapi()
+    operations = [
+        {
+            "method": method.upper(),
+            "path": path,
+            "summary": op.get("summary", ""),
+            "description": (op.get("description") or "").strip(),
+            "tags": op.get("tags", []),
+        }
+        for path, item in schema.get("paths", {}).items()
+        for method, op in item.items()
+        if method in _METHODS
+    ]
+    return render(request, "api.html.j2", {"operations": operations, "info": schema["info"]})
 
 
 # -- static files --------------------------------------------------------------------------

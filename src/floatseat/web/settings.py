@@ -13,6 +13,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -116,6 +117,20 @@ class WebSettings(BaseSettings):
             except ValueError as error:
                 raise ValueError(f"trusted_proxies: {item!r} is no address or network") from error
         return value
+
+    @field_validator("product_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        # Pages link to it and the waiting room redirects to it: http(s) or a path on this
+        # server, never javascript:, data: or a scheme-relative //host.
+        parsed = urlsplit(value)
+        if "\\" in value or any(ord(c) < 0x21 for c in value):
+            raise ValueError("product_url must not hold backslashes, spaces or control characters")
+        if parsed.scheme in ("http", "https") and parsed.netloc:
+            return value
+        if not parsed.scheme and value.startswith("/") and not value.startswith("//"):
+            return value
+        raise ValueError("product_url must be an http(s) URL or a path starting with /")
 
     @field_validator("secret_key", "activity_hmac_key")
     @classmethod

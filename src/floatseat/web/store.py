@@ -1,7 +1,8 @@
-"""The web side's own tables: admin accounts, API tokens and the audit of admin actions.
+"""The web side's own tables: admin accounts, API tokens, ended logins and the audit of admin
+actions.
 
 They live in the ledger's database but outside its migrations: `WebStore.create()` makes
-them if they are missing (three small tables, no foreign keys into the ledger). Only hashes
+them if they are missing (four small tables, no foreign keys into the ledger). Only hashes
 are kept: argon2 for passwords, SHA-256 for API tokens (which are 256 random bits, so a fast
 hash loses nothing). Secrets themselves never reach the database.
 """
@@ -52,6 +53,14 @@ admin_audit = sa.Table(
     sa.Column("target", sa.String(255), nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
     sa.Index("ix_web_admin_audit_at", "at"),
+)
+
+# Logins ended by logging out, until their cookies would have expired anyway.
+revoked_sessions = sa.Table(
+    "web_revoked_sessions",
+    metadata,
+    sa.Column("sid", sa.String(64), primary_key=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
 )
 
 TOKEN_PREFIX = "fst_"
@@ -190,6 +199,25 @@ class WebStore:
         with self.engine.begin() as c:
             result = c.execute(sa.delete(api_tokens).where(api_tokens.c.id == token_id))
         return result.rowcount > 0
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def revoke_session(self, sid: str, expires_at: int, now: int) -> None:
+        """End the login `sid` (until `expires_at`, when its cookie dies anyway)."""
+        with self.engine.begin() as c:
+            c.execute(sa.delete(revoked_sessions).where(revoked_sessions.c.expires_at < now))
+            known = c.execute(
+                sa.select(revoked_sessions.c.sid).where(revoked_sessions.c.sid == sid)
+            ).first()
+            if known is None:
+                c.execute(sa.insert(revoked_sessions).values(sid=sid, expires_at=expires_at))
+
+    def session_revoked(self, sid: str) -> bool:
+        with self.engine.connect() as c:
+            row = c.execute(
+                sa.select(revoked_sessions.c.sid).where(revoked_sessions.c.sid == sid)
+            ).first()
+        return row is not None
 
     # -- admin actions -------------------------------------------------------------------
 
