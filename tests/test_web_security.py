@@ -290,3 +290,13 @@ def test_a_failed_setup_leaves_the_link_usable(world: World) -> None:
         assert c.post("/setup", data=short).status_code == 422
         good = {**short, "password": PASSWORD}
         assert c.post("/setup", data=good).status_code == 303
+
+
+def test_absurd_pages_of_the_audit_log_are_refused_not_crashed(world: World) -> None:
+    world.admin_account()
+    with world.bearer(Role.READ_ONLY) as c:
+        assert c.get("/api/v1/audit", params={"offset": 10**30}).status_code == 422
+        assert c.get("/api/v1/audit", params={"limit": 100_000}).status_code == 422
+    client, _ = world.logged_in()
+    with closing(client):
+        assert client.get("/", params={"page": 10**30}).status_code == 422

@@ -92,6 +92,7 @@ _KIND_NAMES: dict[type[Decision], str] = {
     Ignored: "ignored",
 }
 _CSV_PAGE = 5000
+MAX_OFFSET = 10**9  # past any audit log; a bigger one would overflow the database's integers
 
 
 # -- shaping -------------------------------------------------------------------------------
@@ -261,7 +262,7 @@ def audit_query(
     until: Annotated[AwareDatetime | None, Query(description="To (exclusive).")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in the reason.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> AuditQuery:
     return AuditQuery(
         user=user or None,

@@ -23,6 +23,7 @@ from floatseat import __version__
 from floatseat.analysis.html import SCRIPT_ESCAPES
 from floatseat.domain.policy import Activity, Decision, SettingsError
 from floatseat.web.actions import PolicyNotEditable, policy_to_json
+from floatseat.web.api import MAX_OFFSET
 from floatseat.web.deps import Admin, Context, CurrentSession, WebContext, principal_of
 from floatseat.web.schemas import WaitingStatePublic
 from floatseat.web.security import CSRF_FIELD, Session, csrf_ok, read_waiting_room_token
@@ -223,7 +224,7 @@ def dashboard(
     since: str | None = None,
     until: str | None = None,
     q: str | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_OFFSET // _PAGE)] = 1,
 ) -> Response:
     who = principal_of(request, ctx)
     if who is None or not who.can_read:
