@@ -375,6 +375,8 @@ def test_a_killed_service_restarts_and_the_licence_is_never_exceeded(tmp_path: P
                 process = serve_process(config, state, env, log)
             # Settles: idle holders are revoked (4 s), nobody over the tier, ever.
             sim.remove_fault(latency)
+            # The last one is running (a SIGTERM before it handles signals would kill it).
+            wait_for(lambda: log.read_text().count("running: following the logs") >= 4, 30)
             wait_for(lambda: len(enabled(sim)) == 0, 30, every=0.2)
             assert sim.state()["licence_violations"] == 0
         finally:

@@ -382,8 +382,18 @@ def run_until_signalled(
 
     server: Any = None
     web: threading.Thread | None = None
-    service.start()
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    # Before the first reconciliation, which may take seconds: a SIGTERM then still stops
+    # cleanly once it is done, instead of killing the process.
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
+        service.start()
+        log.info("running: following the logs, moving seats")
         if app is not None:
             import uvicorn
 
@@ -393,19 +403,8 @@ def run_until_signalled(
             # them again once it has shut down, which kills the process before the loops stop.
             web = threading.Thread(target=server.run, name="floatseat-web", daemon=True)
             web.start()
-        stop = threading.Event()
-
-        def handle(signum: int, _frame: object) -> None:
-            log.info("signal %d: stopping", signum)
-            stop.set()
-
-        previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            while not stop.is_set() and service.alive() and (web is None or web.is_alive()):
-                stop.wait(0.5)
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
+        while not stop.is_set() and service.alive() and (web is None or web.is_alive()):
+            stop.wait(0.5)
         if web is not None and not web.is_alive() and not stop.is_set():
             raise RuntimeError(f"the web side on {host}:{port} stopped (see the log above)")
     finally:
@@ -413,3 +412,5 @@ def run_until_signalled(
             server.should_exit = True
             web.join(15)
         service.stop()
+        for s, h in previous.items():
+            signal.signal(s, h)
