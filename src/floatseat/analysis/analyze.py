@@ -3,6 +3,11 @@
 Sessions and the concurrency step function are computed column-wise with Polars; the
 per-window figures (minutes, days, hours) walk the step function with the domain's
 `window_peaks`, which is the same code the pure reference uses.
+
+Users are numbered by their rank in sorted order, so that the pairs sort on one integer key
+(user rank, then second) rather than on strings; the pairs are walked once, at the shortest
+idle timeout the report needs, into runs of requests, and the sessions of every timeout are
+merged from those runs.
 """
 
 from __future__ import annotations
@@ -46,7 +51,68 @@ class ReportOptions:
 
 def ordered_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
     """(user, ts) of grouped pairs, sorted by user then time: the input of `sessions_frame`."""
-    return pairs.select("user", "ts").sort("user", "ts")
+    encoded, users = encode_pairs(pairs)
+    return pl.DataFrame([users.gather(encoded["uid"]).alias("user"), encoded["ts"]])
+
+
+def encode_pairs(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+    """Pairs as (uid, ts, n) sorted by user then time, and the users, sorted: uid indexes them.
+
+    `pairs` holds one row per distinct (user, ts), in any order.
+    """
+    users = pairs["user"].unique().sort()
+    if pairs.height == 0:
+        empty = pl.DataFrame(schema={"uid": pl.UInt32, "ts": pl.Int64, "n": pairs["n"].dtype})
+        return empty, users
+    uid = pl.col("user").cast(pl.Enum(users.to_list())).to_physical().cast(pl.UInt32)
+    ts = pl.col("ts")
+    first, last = int(pairs["ts"].min()), int(pairs["ts"].max())  # type: ignore[arg-type]
+    span = last - first + 1
+    frame = pairs.lazy().select(uid=uid, ts=ts, n=pl.col("n"))
+    if users.len() * span < 1 << 62:
+        # One integer key sorts far faster than two columns (or a string column).
+        frame = frame.sort(pl.col("uid").cast(pl.Int64) * span + (ts - first))
+    else:
+        frame = frame.sort("uid", "ts")
+    return frame.collect(), users
+
+
+def runs_frame(encoded: pl.DataFrame, gap_s: int) -> pl.DataFrame:
+    """The runs of each user's requests no more than `gap_s` apart: uid, start, last.
+
+    From `encode_pairs`; sorted by user then start. With gap_s the idle timeout, the runs
+    are the sessions (each ending at last + timeout); with a shorter one, sessions merge them.
+    """
+    uid, ts = pl.col("uid"), pl.col("ts")
+    same = ((uid == uid.shift(1)) & (ts - ts.shift(1) <= gap_s)).fill_null(False)
+    return (
+        encoded.lazy()
+        .select(uid, ts, new=~same)
+        .select(
+            uid=uid.filter(pl.col("new")),
+            start=ts.filter(pl.col("new")),
+            last=ts.filter(pl.col("new").shift(-1, fill_value=True)),
+        )
+        .collect()
+    )
+
+
+def merged_sessions(runs: pl.DataFrame, idle_timeout_s: int) -> pl.DataFrame:
+    """Sessions (uid, start, end) from `runs_frame` runs of a gap no longer than the timeout."""
+    uid = pl.col("uid")
+    same = (
+        (uid == uid.shift(1)) & (pl.col("start") - pl.col("last").shift(1) <= idle_timeout_s)
+    ).fill_null(False)
+    return (
+        runs.lazy()
+        .with_columns(new=~same)
+        .select(
+            uid=uid.filter(pl.col("new")),
+            start=pl.col("start").filter(pl.col("new")),
+            end=pl.col("last").filter(pl.col("new").shift(-1, fill_value=True)) + idle_timeout_s,
+        )
+        .collect()
+    )
 
 
 def sessions_frame(ordered: pl.DataFrame, idle_timeout_s: int) -> pl.DataFrame:
@@ -107,16 +173,18 @@ def build_report(
     malformed = sum(f.malformed_lines for f in files)
     timeout = options.idle_timeout_s
 
-    ordered = ordered_pairs(pairs)
-    sessions = sessions_frame(ordered, timeout).sort("start", "user")
+    encoded, users = encode_pairs(pairs)
+    # One walk over the pairs, at the shortest timeout; every timeout's sessions merge its runs.
+    runs = runs_frame(encoded, min(timeout, *COMPARED_TIMEOUTS_S))
+    sessions = merged_sessions(runs, timeout).sort("start", "uid")  # uid ranks like the names
     steps_df = steps_frame(sessions)
     peak, peak_at = peak_of(steps_df)
-    steps = [Step(int(a), int(v)) for a, v in steps_df.iter_rows()]
+    steps = [Step(a, v) for a, v in zip(steps_df["at"], steps_df["level"], strict=True)]
 
     peaks_by_timeout = {timeout: peak}
     for other in COMPARED_TIMEOUTS_S:
         if other not in peaks_by_timeout:
-            peaks_by_timeout[other] = peak_of(steps_frame(sessions_frame(ordered, other)))[0]
+            peaks_by_timeout[other] = peak_of(steps_frame(merged_sessions(runs, other)))[0]
 
     def instant(epoch_s: int | None) -> datetime | None:
         return None if epoch_s is None else datetime.fromtimestamp(epoch_s, zone)
@@ -133,13 +201,17 @@ def build_report(
         timeline = window_peaks(steps, edges)
         timeline_start = datetime.fromtimestamp(first_minute, zone)
 
-    # The local day of every request, once, for the daily rows and the users' days.
-    pairs = pairs.with_columns(
-        day=pl.from_epoch("ts", time_unit="s").dt.convert_time_zone(zone.key).dt.date()
+    # The local days of each user's requests, once, for the daily rows and the users' days.
+    user_days = _user_days(encoded, zone)
+    daily = _daily(user_days, steps, zone)
+    names = users.to_list()
+    session_list = [
+        Session(names[u], s, e)
+        for u, s, e in zip(sessions["uid"], sessions["start"], sessions["end"], strict=True)
+    ]
+    top_users, service_accounts = _users(
+        encoded, user_days, names, session_list, zone, options.top_users
     )
-    daily = _daily(pairs, steps, zone)
-    session_list = [Session(u, int(s), int(e)) for u, s, e in sessions.iter_rows()]
-    top_users, service_accounts = _users(pairs, session_list, zone, options.top_users)
     heatmap = _heatmap(steps, zone)
 
     required = required_seats(peak, options.headroom, options.fixed_seats)
@@ -171,7 +243,7 @@ def build_report(
         lines=lines,
         malformed_lines=malformed,
         requests_counted=int(pairs["n"].sum()) if pairs.height else 0,
-        users_active=pairs["user"].n_unique() if pairs.height else 0,
+        users_active=users.len(),
         sessions=sessions.height,
         peak=peak,
         peak_at=instant(peak_at),
@@ -201,11 +273,19 @@ def _local_day(epoch_s: int, zone: ZoneInfo) -> date:
     return datetime.fromtimestamp(epoch_s, zone).date()
 
 
-def _daily(pairs: pl.DataFrame, steps: list[Step], zone: ZoneInfo) -> list[DailyUsage]:
-    """One row per local day with a request; `pairs` carries its local `day` column."""
-    if pairs.height == 0:
+def _user_days(encoded: pl.DataFrame, zone: ZoneInfo) -> pl.DataFrame:
+    """(uid, day): the distinct local days with a request of each user, from `encode_pairs`."""
+    day = pl.from_epoch("ts", time_unit="s").dt.convert_time_zone(zone.key).dt.date()
+    # Sorted by user then time, so a user's local days never decrease: distinct = changed.
+    changed = (pl.col("uid") != pl.col("uid").shift(1)) | (pl.col("day") != pl.col("day").shift(1))
+    return encoded.lazy().select("uid", day=day).filter(changed.fill_null(True)).collect()
+
+
+def _daily(user_days: pl.DataFrame, steps: list[Step], zone: ZoneInfo) -> list[DailyUsage]:
+    """One row per local day with a request, from `_user_days`."""
+    if user_days.height == 0:
         return []
-    per_day = pairs.group_by("day").agg(active_users=pl.col("user").n_unique()).sort("day")
+    per_day = user_days.group_by("day").agg(active_users=pl.len()).sort("day")
     days: list[date] = per_day["day"].to_list()
     # One pass over contiguous day windows from the first day to the last.
     span = (days[-1] - days[0]).days + 1
@@ -238,15 +318,20 @@ def _heatmap(steps: list[Step], zone: ZoneInfo) -> list[list[float]]:
 
 
 def _users(
-    pairs: pl.DataFrame, sessions: list[Session], zone: ZoneInfo, top: int
+    encoded: pl.DataFrame,
+    user_days: pl.DataFrame,
+    names: list[str],
+    sessions: list[Session],
+    zone: ZoneInfo,
+    top: int,
 ) -> tuple[list[UserActivity], list[str]]:
     """Top users by active hours, and the users who look like service accounts.
 
-    `pairs` carries the local `day` of each request.
+    `encoded` and `user_days` number the users as `names` does.
     """
-    if pairs.height == 0:
+    if encoded.height == 0:
         return [], []
-    requests = dict(pairs.group_by("user").agg(pl.col("n").sum()).iter_rows())
+    requests = {names[u]: n for u, n in encoded.group_by("uid").agg(pl.col("n").sum()).iter_rows()}
     active_seconds: dict[str, int] = defaultdict(int)
     per_day: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
     for session in sessions:
@@ -261,7 +346,9 @@ def _users(
             if seconds:
                 per_day[session.user][day] += seconds
             day += timedelta(days=1)
-    request_days = dict(pairs.group_by("user").agg(pl.col("day").n_unique()).iter_rows())
+    request_days = {
+        names[u]: days for u, days in user_days.group_by("uid").agg(pl.len()).iter_rows()
+    }
     # "Most days" counts the days with a request: a session's tail past midnight is no day.
     service = sorted(
         user

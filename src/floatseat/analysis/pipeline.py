@@ -114,9 +114,37 @@ def read_requests(request: AnalysisRequest, progress: Progress | None = None) ->
     if lines - malformed <= 0:
         detail = "; ".join(warnings) if warnings else f"{lines} lines, all malformed"
         raise InputError(f"no parseable access-log line in the input ({detail})")
-    pairs = pl.concat(pair_frames) if pair_frames else pl.DataFrame(schema=PAIRS_SCHEMA)
-    pairs = pairs.group_by("user", "ts").agg(pl.col("n").sum())
-    return Requests(pairs, files, examples[:10], warnings)
+    return Requests(distinct_pairs(pair_frames), files, examples[:10], warnings)
+
+
+def distinct_pairs(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """One row per distinct (user, ts), requests summed, sorted by user then time.
+
+    The blocks' frames repeat a pair where a user's second spans two blocks or files. Users
+    are numbered by rank and each pair becomes one integer (rank, then second), so the
+    duplicates meet in a sort of integers rather than a hash of strings.
+    """
+    if not frames:
+        return pl.DataFrame(schema=PAIRS_SCHEMA)
+    pairs = pl.concat(frames)
+    users = pairs["user"].unique().sort()
+    first, last = pairs["ts"].min(), pairs["ts"].max()
+    span = int(last) - int(first) + 1 if pairs.height else 1  # type: ignore[arg-type]
+    if pairs.height == 0 or users.len() * span >= 1 << 62:
+        return pairs.group_by("user", "ts").agg(pl.col("n").sum()).sort("user", "ts")
+    rank = pl.col("user").cast(pl.Enum(users.to_list())).to_physical().cast(pl.Int64)
+    keyed = (
+        pairs.lazy()
+        .select(key=rank * span + (pl.col("ts") - first), n=pl.col("n"))
+        .sort("key")
+        .group_by("key", maintain_order=True)
+        .agg(pl.col("n").sum())
+        .collect()
+    )
+    key = keyed["key"]
+    return pl.DataFrame(
+        [users.gather(key // span).alias("user"), (key % span + first).alias("ts"), keyed["n"]]
+    )
 
 
 def _scan_source(
