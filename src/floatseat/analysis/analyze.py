@@ -49,32 +49,59 @@ class ReportOptions:
     top_users: int = 25
 
 
+@dataclass(frozen=True)
+class EncodedPairs:
+    """Counted pairs with users numbered: `frame` holds uid, ts, n, one row per distinct
+    (user, ts), sorted by uid then ts; `users` is sorted, and uid indexes it."""
+
+    frame: pl.DataFrame
+    users: pl.Series
+
+    def decoded(self) -> pl.DataFrame:
+        """The pairs as (user, ts, n), sorted by user then time."""
+        return pl.DataFrame(
+            [self.users.gather(self.frame["uid"]).alias("user"), self.frame["ts"], self.frame["n"]]
+        )
+
+
 def ordered_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
     """(user, ts) of grouped pairs, sorted by user then time: the input of `sessions_frame`."""
-    encoded, users = encode_pairs(pairs)
-    return pl.DataFrame([users.gather(encoded["uid"]).alias("user"), encoded["ts"]])
+    return encode_pairs(pairs).decoded().select("user", "ts")
 
 
-def encode_pairs(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
-    """Pairs as (uid, ts, n) sorted by user then time, and the users, sorted: uid indexes them.
+def encode_pairs(pairs: pl.DataFrame) -> EncodedPairs:
+    """`pairs` (user, ts, n), one row per distinct (user, ts) in any order, encoded."""
+    return encode_frames([pairs], distinct=True)
 
-    `pairs` holds one row per distinct (user, ts), in any order.
+
+def encode_frames(frames: list[pl.DataFrame], *, distinct: bool = False) -> EncodedPairs:
+    """Frames of (user, ts, n), encoded; a (user, ts) repeated across rows is summed.
+
+    Users are numbered by rank and each pair becomes one integer (rank, then second), so
+    that sorting and de-duplicating work on integers rather than strings. `distinct` says
+    that no (user, ts) repeats, which spares the summing.
     """
+    pairs = pl.concat(frames) if len(frames) != 1 else frames[0]
     users = pairs["user"].unique().sort()
-    if pairs.height == 0:
-        empty = pl.DataFrame(schema={"uid": pl.UInt32, "ts": pl.Int64, "n": pairs["n"].dtype})
-        return empty, users
     uid = pl.col("user").cast(pl.Enum(users.to_list())).to_physical().cast(pl.UInt32)
-    ts = pl.col("ts")
+    if pairs.height == 0:
+        empty = pairs.select(uid=uid, ts=pl.col("ts"), n=pl.col("n"))
+        return EncodedPairs(empty, users)
     first, last = int(pairs["ts"].min()), int(pairs["ts"].max())  # type: ignore[arg-type]
     span = last - first + 1
-    frame = pairs.lazy().select(uid=uid, ts=ts, n=pl.col("n"))
-    if users.len() * span < 1 << 62:
-        # One integer key sorts far faster than two columns (or a string column).
-        frame = frame.sort(pl.col("uid").cast(pl.Int64) * span + (ts - first))
-    else:
-        frame = frame.sort("uid", "ts")
-    return frame.collect(), users
+    if users.len() * span >= 1 << 62:  # the key would not fit: sort on two columns
+        frame = pairs.lazy().select(uid=uid, ts=pl.col("ts"), n=pl.col("n"))
+        if not distinct:
+            frame = frame.group_by("uid", "ts").agg(pl.col("n").sum())
+        return EncodedPairs(frame.sort("uid", "ts").collect(), users)
+    keyed = pairs.lazy().select(key=uid.cast(pl.Int64) * span + (pl.col("ts") - first), n="n")
+    keyed = keyed.sort("key")
+    if not distinct:
+        keyed = keyed.group_by("key", maintain_order=True).agg(pl.col("n").sum())
+    grouped = keyed.collect()
+    key = grouped["key"]
+    uids = (key // span).cast(pl.UInt32).alias("uid")
+    return EncodedPairs(pl.DataFrame([uids, (key % span + first).alias("ts"), grouped["n"]]), users)
 
 
 def runs_frame(encoded: pl.DataFrame, gap_s: int) -> pl.DataFrame:
@@ -160,7 +187,7 @@ def peak_of(steps: pl.DataFrame) -> tuple[int, int | None]:
 
 
 def build_report(
-    pairs: pl.DataFrame,
+    pairs: pl.DataFrame | EncodedPairs,
     options: ReportOptions,
     *,
     files: list[FileSummary],
@@ -168,12 +195,14 @@ def build_report(
     warnings: list[str],
 ) -> AnalysisReport:
     """The report for counted pairs (user, ts, n), one row per distinct (user, ts)."""
+    if isinstance(pairs, pl.DataFrame):
+        pairs = encode_pairs(pairs)
     zone = ZoneInfo(options.tz)
     lines = sum(f.lines for f in files)
     malformed = sum(f.malformed_lines for f in files)
     timeout = options.idle_timeout_s
 
-    encoded, users = encode_pairs(pairs)
+    encoded, users = pairs.frame, pairs.users
     # One walk over the pairs, at the shortest timeout; every timeout's sessions merge its runs.
     runs = runs_frame(encoded, min(timeout, *COMPARED_TIMEOUTS_S))
     sessions = merged_sessions(runs, timeout).sort("start", "uid")  # uid ranks like the names
@@ -189,8 +218,8 @@ def build_report(
     def instant(epoch_s: int | None) -> datetime | None:
         return None if epoch_s is None else datetime.fromtimestamp(epoch_s, zone)
 
-    first = int(pairs["ts"].min()) if pairs.height else None  # type: ignore[arg-type]
-    last = int(pairs["ts"].max()) if pairs.height else None  # type: ignore[arg-type]
+    first = int(encoded["ts"].min()) if encoded.height else None  # type: ignore[arg-type]
+    last = int(encoded["ts"].max()) if encoded.height else None  # type: ignore[arg-type]
 
     timeline_start: datetime | None = None
     timeline: list[int] = []
@@ -242,7 +271,7 @@ def build_report(
         tz=options.tz,
         lines=lines,
         malformed_lines=malformed,
-        requests_counted=int(pairs["n"].sum()) if pairs.height else 0,
+        requests_counted=int(encoded["n"].sum()) if encoded.height else 0,
         users_active=users.len(),
         sessions=sessions.height,
         peak=peak,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
 
-from floatseat.analysis.analyze import ReportOptions, build_report
+from floatseat.analysis.analyze import EncodedPairs, ReportOptions, build_report, encode_frames
 from floatseat.analysis.report import AnalysisReport, FileSummary
 from floatseat.analysis.scan import PAIRS_SCHEMA, FileScan, open_binary, read_chunks, scan_file
 from floatseat.domain.activity import CountingRules
@@ -47,17 +48,22 @@ class Progress:
 class Requests:
     """Every counted request of the input, reduced to (user, ts, n), and what was read."""
 
-    pairs: pl.DataFrame  # user (canonical), ts (UTC seconds), n: one row per (user, ts)
+    encoded: EncodedPairs  # the pairs with users numbered, as the report reads them
     files: list[FileSummary]
     malformed_examples: list[str]
     warnings: list[str]
+
+    @functools.cached_property
+    def pairs(self) -> pl.DataFrame:
+        """user (canonical), ts (UTC seconds), n: one row per (user, ts), by user then ts."""
+        return self.encoded.decoded()
 
 
 def analyze(request: AnalysisRequest, progress: Progress | None = None) -> AnalysisReport:
     """Read the input and report its concurrency."""
     found = read_requests(request, progress)
     return build_report(
-        found.pairs,
+        found.encoded,
         request.report,
         files=found.files,
         malformed_examples=found.malformed_examples,
@@ -114,37 +120,8 @@ def read_requests(request: AnalysisRequest, progress: Progress | None = None) ->
     if lines - malformed <= 0:
         detail = "; ".join(warnings) if warnings else f"{lines} lines, all malformed"
         raise InputError(f"no parseable access-log line in the input ({detail})")
-    return Requests(distinct_pairs(pair_frames), files, examples[:10], warnings)
-
-
-def distinct_pairs(frames: list[pl.DataFrame]) -> pl.DataFrame:
-    """One row per distinct (user, ts), requests summed, sorted by user then time.
-
-    The blocks' frames repeat a pair where a user's second spans two blocks or files. Users
-    are numbered by rank and each pair becomes one integer (rank, then second), so the
-    duplicates meet in a sort of integers rather than a hash of strings.
-    """
-    if not frames:
-        return pl.DataFrame(schema=PAIRS_SCHEMA)
-    pairs = pl.concat(frames)
-    users = pairs["user"].unique().sort()
-    first, last = pairs["ts"].min(), pairs["ts"].max()
-    span = int(last) - int(first) + 1 if pairs.height else 1  # type: ignore[arg-type]
-    if pairs.height == 0 or users.len() * span >= 1 << 62:
-        return pairs.group_by("user", "ts").agg(pl.col("n").sum()).sort("user", "ts")
-    rank = pl.col("user").cast(pl.Enum(users.to_list())).to_physical().cast(pl.Int64)
-    keyed = (
-        pairs.lazy()
-        .select(key=rank * span + (pl.col("ts") - first), n=pl.col("n"))
-        .sort("key")
-        .group_by("key", maintain_order=True)
-        .agg(pl.col("n").sum())
-        .collect()
-    )
-    key = keyed["key"]
-    return pl.DataFrame(
-        [users.gather(key // span).alias("user"), (key % span + first).alias("ts"), keyed["n"]]
-    )
+    encoded = encode_frames(pair_frames or [pl.DataFrame(schema=PAIRS_SCHEMA)])
+    return Requests(encoded, files, examples[:10], warnings)
 
 
 def _scan_source(
