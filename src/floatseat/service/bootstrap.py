@@ -8,6 +8,7 @@ simulator's connector and their own clock.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ from floatseat.service.feeds import Feeds
 from floatseat.service.outbox import DEFAULT_OUTBOX, OutboxExecutor, OutboxSettings, ShadowOutbox
 from floatseat.service.reconcile import Reconciler, ReconcileSettings
 from floatseat.service.runner import ActivityLoop, DirectoryWorker, Service
-from floatseat.service.runtime import Runtime
+from floatseat.service.runtime import Runtime, with_overrides
 from floatseat.service.settings import ServeSettings
 from floatseat.store.ledger import SqlLedger
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -132,11 +135,20 @@ def build_service(
     now = int(clock())
     with services.ledger.transaction() as tx:
         saved = tx.feed_positions()
+        overrides = tx.policy_overrides()
+    # The admin's changes made on the dashboard win over the config file (docs/serve.md).
+    base = policy
+    if overrides:
+        policy, notes = with_overrides(base, overrides)
+        for note in notes:
+            (log.warning if note.startswith("ignored") else log.info)("policy: %s", note)
+        services.engine.use_settings(policy)
     feeds = Feeds(settings, saved, now=now)
     runtime = Runtime(
         ledger=services.ledger,
         engine=services.engine,
         policy_settings=policy,
+        base_policy=base,
         product=settings.product,
         shadow=settings.shadow,
         clock=clock,

@@ -55,6 +55,23 @@ class AuditKind(StrEnum):
     UNFREEZE = "unfreeze"
     FEED_STALLED = "feed-stalled"
     FEED_RECOVERED = "feed-recovered"
+    # An admin's action that is no seat decision of its own (pin, unpin, account, token,
+    # ...): rule `admin-<action>`, user the one acted on (or "-"), reason "by <admin>: ...".
+    ADMIN = "admin"
+
+
+ADMIN_RULE_PREFIX = "admin-"
+
+
+def admin_entry(at: int, by: str, action: str, target: str, detail: str) -> AuditEntry:
+    """The audit entry of an admin's `action` on `target` ("-" for none)."""
+    return AuditEntry(
+        at,
+        target or "-",
+        AuditKind.ADMIN,
+        f"{ADMIN_RULE_PREFIX}{action}"[:64],
+        f"by {by}: {detail}",
+    )
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,17 @@ class Flag:
 
     name: str
     reason: str
+    set_by: str
+    set_at: int
+
+
+@dataclass(frozen=True)
+class PolicyOverride:
+    """A policy setting an admin changed while floatseat ran: it wins over the config file's
+    value at every start. `value` is JSON (see `floatseat.service.runtime.policy_overrides`)."""
+
+    name: str
+    value: object
     set_by: str
     set_at: int
 

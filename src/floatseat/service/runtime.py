@@ -11,8 +11,10 @@ The web app gets a `Runtime` from `create_app(runtime)` and calls exactly these:
 - `runtime.freeze(by, reason)` / `runtime.unfreeze(by)`: the admin's freeze (break-glass):
   no idle revokes until unfrozen; audited; survives a restart. A feed stall pauses revokes
   too, as a separate reason: unfreezing does not resume while a feed is stalled.
-- `runtime.update_policy(settings, by)`: decide with new `PolicySettings` from now on
-  (audited; not kept across a restart, where the config file rules).
+- `runtime.update_policy(settings, by) -> AuditEntry`: decide with new `PolicySettings`
+  from now on; audited (one entry, kind `policy-changed`, rule `admin-policy`, which it
+  returns). The settings that differ from the config file's are kept in the ledger
+  (`policy_overrides`) and win over the config file at the next start.
 - `runtime.reconcile_now() -> ReconcileReport`: run a reconciliation now (reads the
   directory; may take seconds) and return what it found and repaired.
 - `runtime.ledger` (`SqlLedger`: `audit_log`, `moves`, `licence_days(since)`, `flags()`),
@@ -24,11 +26,13 @@ Everything else in `floatseat.service` is the loop's business.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from floatseat.domain.feeds import FeedHealth, Stall
 from floatseat.domain.policy import (
@@ -37,23 +41,108 @@ from floatseat.domain.policy import (
     Grant,
     PolicySettings,
     PolicySnapshot,
+    PriorityClass,
     Revoke,
     RevokesPaused,
     SeatPolicy,
+    SettingsError,
     Sweep,
 )
 from floatseat.service.engine import SeatEngine
-from floatseat.service.ports import AuditEntry, AuditKind, Flag
+from floatseat.service.ports import (
+    ADMIN_RULE_PREFIX,
+    AuditEntry,
+    AuditKind,
+    Flag,
+    PolicyOverride,
+)
 
 if TYPE_CHECKING:
     from floatseat.service.reconcile import ReconcileReport
     from floatseat.store.ledger import SqlLedger
 
-__all__ = ["FREEZE_FLAG", "STALL_FLAG", "FeedStall", "Runtime", "RuntimeStatus", "paused_reason"]
+__all__ = [
+    "FREEZE_FLAG",
+    "STALL_FLAG",
+    "FeedStall",
+    "Runtime",
+    "RuntimeStatus",
+    "paused_reason",
+    "policy_overrides",
+    "with_overrides",
+]
+
+log = logging.getLogger(__name__)
 
 FREEZE_FLAG = "freeze"
 STALL_FLAG = "feed-stall"
 SERVICE_USER = "floatseat"  # the audit's "user" for what the service does on its own
+POLICY_RULE = ADMIN_RULE_PREFIX + "policy"
+
+
+# -- the admin's policy overrides ----------------------------------------------------------
+
+
+def _to_json(value: object) -> object:
+    if isinstance(value, tuple):  # priority classes
+        return [
+            {"name": c.name, "rank": c.rank, "groups": sorted(c.groups)}
+            for c in value
+            if isinstance(c, PriorityClass)
+        ]
+    if isinstance(value, Mapping):
+        return dict(sorted(value.items()))
+    return value
+
+
+def _from_json(name: str, value: Any) -> object:
+    if name == "priority_classes":
+        return tuple(
+            PriorityClass(c["name"], int(c["rank"]), frozenset(c["groups"])) for c in value
+        )
+    if name in ("group_caps", "group_reservations"):
+        return {str(k): int(v) for k, v in value.items()}
+    return value
+
+
+def policy_overrides(base: PolicySettings, settings: PolicySettings) -> dict[str, object]:
+    """The settings of `settings` that differ from `base` (the config file's), as JSON."""
+    return {
+        f.name: _to_json(getattr(settings, f.name))
+        for f in dataclasses.fields(settings)
+        if _to_json(getattr(settings, f.name)) != _to_json(getattr(base, f.name))
+    }
+
+
+def with_overrides(
+    base: PolicySettings, overrides: Mapping[str, PolicyOverride]
+) -> tuple[PolicySettings, list[str]]:
+    """`base` (the config file's policy) with the admin's overrides applied, and what was
+    done in words (for the log). Overrides that no longer fit (an unknown setting, a value
+    that does not validate against the file's other values) are left out, with a note."""
+    names = {f.name for f in dataclasses.fields(base)}
+    values: dict[str, object] = {}
+    notes = []
+    for name, override in sorted(overrides.items()):
+        if name not in names:
+            notes.append(f"ignored the override of unknown setting {name!r}")
+            continue
+        try:
+            values[name] = _from_json(name, override.value)
+        except (TypeError, ValueError, KeyError, AttributeError) as error:
+            notes.append(f"ignored the override of {name}: {error}")
+            continue
+        file_value = _to_json(getattr(base, name))
+        if file_value != override.value:
+            notes.append(
+                f"{name} = {override.value!r} (set by {override.set_by} on the dashboard) "
+                f"wins over the config's {file_value!r}"
+            )
+    try:
+        return dataclasses.replace(base, **values), notes  # type: ignore[arg-type]
+    except (SettingsError, TypeError) as error:
+        notes.append(f"ignored every policy override, they no longer fit the config: {error}")
+        return base, notes
 
 
 @dataclass(frozen=True)
@@ -135,6 +224,8 @@ class Runtime:
     engine: SeatEngine
     policy_settings: PolicySettings
     product: str = "confluence"
+    # The config file's policy, before the admin's overrides; None: `policy_settings`.
+    base_policy: PolicySettings | None = None
     shadow: bool = False
     clock: Callable[[], float] = time.time
     health: FeedHealth = field(default_factory=FeedHealth)
@@ -147,6 +238,10 @@ class Runtime:
     reconciler: Callable[[], ReconcileReport] | None = None
     feed_lag: Callable[[], dict[str, int]] = dict
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.base_policy is None:
+            self.base_policy = self.policy_settings
 
     def now(self) -> int:
         return int(self.clock())
@@ -247,23 +342,44 @@ class Runtime:
             self.apply_flags(now)
         return was
 
-    def update_policy(self, settings: PolicySettings, by: str) -> None:
-        """Decide from now on with `settings` (already validated); audited. Not kept across
-        a restart: the config file rules then."""
+    def update_policy(self, settings: PolicySettings, by: str) -> AuditEntry:
+        """Decide from now on with `settings` (already validated); audited, and kept across a
+        restart: every setting that differs from the config file's (`base_policy`) is saved
+        as an override, which wins over the config file at the next start. Returns the one
+        audit entry it wrote."""
         now = self.now()
         with self._lock:
             before = self.policy_settings
+            base = self.base_policy or before  # set in __post_init__
+            changed = [
+                f"{f.name}: {_to_json(getattr(before, f.name))!r} -> "
+                f"{_to_json(getattr(settings, f.name))!r}"
+                for f in dataclasses.fields(before)
+                if _to_json(getattr(before, f.name)) != _to_json(getattr(settings, f.name))
+            ]
+            kept = self.ledger.policy_overrides()
+            overrides = [
+                # An untouched override keeps who set it and when.
+                kept[name]
+                if name in kept and kept[name].value == value
+                else PolicyOverride(name, value, by, now)
+                for name, value in sorted(policy_overrides(base, settings).items())
+            ]
+            entry = AuditEntry(
+                now,
+                "-",
+                AuditKind.POLICY_CHANGED,
+                POLICY_RULE,
+                f"by {by}: " + (", ".join(changed) or "no change"),
+            )
+            with self.ledger.transaction() as tx:
+                tx.lock()
+                tx.set_policy_overrides(overrides)
+                tx.append_audit([entry])
             self.engine.use_settings(settings)
             self.policy_settings = settings
-            changed = [
-                f"{name} {getattr(before, name)} -> {getattr(settings, name)}"
-                for name in before.__dataclass_fields__
-                if getattr(before, name) != getattr(settings, name)
-            ]
-            reason = "; ".join(changed) or "no change"
-            with self.ledger.transaction() as tx:
-                tx.append_audit([AuditEntry(now, by, AuditKind.POLICY_CHANGED, "policy", reason)])
         self.submit(Sweep(now))  # apply it: a shorter timeout may free seats now
+        return entry
 
     def frozen(self) -> bool:
         return FREEZE_FLAG in self.ledger.flags()

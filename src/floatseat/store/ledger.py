@@ -25,6 +25,8 @@ from floatseat.service.ports import (
     Move,
     MoveAction,
     MoveState,
+    PolicyOverride,
+    admin_entry,
 )
 from floatseat.store.database import create_engine, ensure_current, upgrade
 from floatseat.store.schema import (
@@ -39,6 +41,9 @@ from floatseat.store.schema import (
     revoke_locks,
     service_flags,
     waiters,
+)
+from floatseat.store.schema import (
+    policy_overrides as overrides_table,
 )
 
 _CHUNK = 500  # rows per IN (...) list: far below every database's parameter limit
@@ -80,6 +85,18 @@ class SqlLedger:
     def flags(self) -> dict[str, Flag]:
         with self.transaction() as tx:
             return tx.flags()
+
+    def policy_overrides(self) -> dict[str, PolicyOverride]:
+        with self.transaction() as tx:
+            return tx.policy_overrides()
+
+    def record_admin(self, at: int, by: str, action: str, target: str, detail: str) -> AuditEntry:
+        """Audit an admin's action (a pin, an account, a token, ...) in the one audit log:
+        kind `admin`, rule `admin-<action>`; the entry written."""
+        entry = admin_entry(at, by, action, target, detail)
+        with self.transaction() as tx:
+            tx.append_audit([entry])
+        return entry
 
     def close(self) -> None:
         self.engine.dispose()
@@ -416,6 +433,21 @@ class SqlLedgerTransaction:
             sa.insert(feed_positions),
             [{"feed": k, "positions": v, "saved_at": at} for k, v in saved.items()],
         )
+
+    def policy_overrides(self) -> dict[str, PolicyOverride]:
+        """The admin's policy overrides, by setting name."""
+        rows = self._c.execute(sa.select(overrides_table).order_by(overrides_table.c.name))
+        return {r.name: PolicyOverride(r.name, r.value, r.set_by, r.set_at) for r in rows}
+
+    def set_policy_overrides(self, overrides: Iterable[PolicyOverride]) -> None:
+        """Replace every override with `overrides`."""
+        rows = [
+            {"name": o.name, "value": o.value, "set_by": o.set_by, "set_at": o.set_at}
+            for o in overrides
+        ]
+        self._c.execute(sa.delete(overrides_table))
+        if rows:
+            self._c.execute(sa.insert(overrides_table), rows)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -146,3 +146,15 @@ feed_positions = sa.Table(
     sa.Column("positions", sa.JSON, nullable=False),  # LogFollower.positions()
     sa.Column("saved_at", Seconds, nullable=False),
 )
+
+# The admin's policy changes made while floatseat runs (the dashboard, PUT /api/v1/policy):
+# one row per setting that differs from the config file's, as JSON. Applied over the config
+# file's values at every start.
+policy_overrides = sa.Table(
+    "policy_overrides",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),  # a PolicySettings field
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("set_by", Username, nullable=False),
+    sa.Column("set_at", Seconds, nullable=False),
+)

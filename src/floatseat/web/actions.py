@@ -1,17 +1,19 @@
 """What an admin can do, shared by the API and the dashboard's forms; each action is audited.
 
 Seat events go through the runtime, so the engine audits their decisions (a manual grant's
-audit line names the admin and the reason). Pins, freezes and policy changes are recorded
-in the web side's admin audit as well, since they change no seat by themselves.
+audit line names the admin and the reason). Freezes and policy changes are audited by the
+runtime; pins, accounts and tokens, which change no seat by themselves, go to the same
+audit log through `SqlLedger.record_admin` (kind `admin`, rule `admin-<action>`). Each
+action writes one entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from floatseat.domain.policy import (
     AdminGrant,
@@ -23,8 +25,9 @@ from floatseat.domain.policy import (
     PriorityClass,
     SettingsError,
 )
+from floatseat.service.ports import AuditEntry
 from floatseat.web.ports import PolicyEditor, WebRuntime
-from floatseat.web.store import AdminAction, WebStore
+from floatseat.web.store import WebStore
 
 __all__ = ["Actions", "PolicyNotEditable", "policy_from_json", "policy_to_json"]
 
@@ -49,7 +52,8 @@ class Actions:
         return self.runtime.now()
 
     def record(self, by: str, action: str, target: str, detail: str) -> None:
-        self.store.record(AdminAction(self.now(), by, action, target, detail))
+        """Audit an admin action in the ledger's audit log (rule `admin-<action>`)."""
+        self.runtime.ledger.record_admin(self.now(), by, action, target, detail)
 
     def pin(self, user: str, until: int | None, by: str, reason: str = "") -> list[Decision]:
         user = user.strip()
@@ -93,10 +97,13 @@ class Actions:
             raise PolicyNotEditable("this service cannot change its policy while it runs")
         before = self.runtime.engine.settings
         after = policy_from_json(before, changes)
-        self.runtime.update_policy(after, by)
-        old, new = policy_to_json(before), policy_to_json(after)
-        diff = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in new if old[k] != new[k])
-        self.record(by, "policy", "-", diff or "no change")
+        # The service's Runtime audits the change itself and returns its entry; a runtime
+        # that does not (returns None) gets the entry here. One entry either way.
+        update = cast(Callable[[PolicySettings, str], object], self.runtime.update_policy)
+        if not isinstance(update(after, by), AuditEntry):
+            old, new = policy_to_json(before), policy_to_json(after)
+            diff = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in new if old[k] != new[k])
+            self.record(by, "policy", "-", diff or "no change")
         return after
 
 

@@ -1,8 +1,8 @@
-"""The web side's own tables: admin accounts, API tokens, ended logins and the audit of admin
-actions.
+"""The web side's own tables: admin accounts, API tokens and ended logins. (Admin actions are
+audited in the ledger's one audit log: `SqlLedger.record_admin`.)
 
 They live in the ledger's database but outside its migrations: `WebStore.create()` makes
-them if they are missing (four small tables, no foreign keys into the ledger). Only hashes
+them if they are missing (three small tables, no foreign keys into the ledger). Only hashes
 are kept: argon2 for passwords, SHA-256 for API tokens (which are 256 random bits, so a fast
 hash loses nothing). Secrets themselves never reach the database.
 """
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-__all__ = ["Account", "AdminAction", "ApiToken", "Role", "WebStore", "token_hash"]
+__all__ = ["Account", "ApiToken", "Role", "WebStore", "token_hash"]
 
 metadata = sa.MetaData()
 
@@ -40,19 +40,6 @@ api_tokens = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("created_by", sa.String(255), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
-)
-
-# Append-only by convention: the web side never updates or deletes a row.
-admin_audit = sa.Table(
-    "web_admin_audit",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", sa.BigInteger, nullable=False),
-    sa.Column("actor", sa.String(255), nullable=False),
-    sa.Column("action", sa.String(32), nullable=False),
-    sa.Column("target", sa.String(255), nullable=False),
-    sa.Column("detail", sa.Text, nullable=False),
-    sa.Index("ix_web_admin_audit_at", "at"),
 )
 
 # Logins ended by logging out, until their cookies would have expired anyway.
@@ -86,15 +73,6 @@ class ApiToken:
     role: Role
     created_by: str
     created_at: int
-
-
-@dataclass(frozen=True)
-class AdminAction:
-    at: int
-    actor: str
-    action: str  # pin, unpin, grant, revoke, freeze, unfreeze, policy, account, token ...
-    target: str  # the user acted on, or "-"
-    detail: str
 
 
 def token_hash(token: str) -> str:
@@ -218,20 +196,6 @@ class WebStore:
                 sa.select(revoked_sessions.c.sid).where(revoked_sessions.c.sid == sid)
             ).first()
         return row is not None
-
-    # -- admin actions -------------------------------------------------------------------
-
-    def record(self, action: AdminAction) -> None:
-        with self.engine.begin() as c:
-            c.execute(
-                sa.insert(admin_audit).values(
-                    at=action.at,
-                    actor=action.actor,
-                    action=action.action,
-                    target=action.target,
-                    detail=action.detail,
-                )
-            )
 
 
 def _token(row: sa.Row[tuple[object, ...]]) -> ApiToken:

@@ -16,7 +16,6 @@ from floatseat.domain.policy import PolicySettings, PolicySnapshot, SeatPolicy, 
 from floatseat.service.ports import AuditKind, MoveState
 from floatseat.store.schema import audit_log, outbox
 from floatseat.web.ports import WebRuntime
-from floatseat.web.store import admin_audit
 
 __all__ = [
     "AuditPage",
@@ -37,7 +36,7 @@ __all__ = [
 # Audit rules whose grant puts a pinned user in the licensed group: a fixed seat, not a
 # floating one, so the seats chart leaves it out. (floatseat.service.engine.PIN_BEGAN_RULE)
 _FIXED_SEAT_GRANTS = ("grant-pin-began",)
-ADMIN_KIND = "admin"  # the kind the audit search gives admin actions of the web side
+ADMIN_KIND = AuditKind.ADMIN.value  # admin actions of the web side (pins, accounts, ...)
 
 
 @dataclass(frozen=True)
@@ -332,33 +331,24 @@ class AuditPage:
     rows: list[AuditRow]
 
 
-def _audit_union() -> sa.Subquery:
-    engine_rows = sa.select(
+def _audit_rows() -> sa.Subquery:
+    """The one audit log; an admin's actions (rule `admin-...`) are marked as such."""
+    source = sa.case((audit_log.c.rule.like("admin-%"), "admin"), else_="engine")
+    return sa.select(
         audit_log.c.at.label("at"),
         audit_log.c.username.label("user"),
         audit_log.c.kind.label("kind"),
         audit_log.c.rule.label("rule"),
         audit_log.c.reason.label("reason"),
         audit_log.c.move_id.label("move_id"),
-        sa.literal("engine").label("source"),
+        source.label("source"),
         audit_log.c.id.label("id"),
-    )
-    admin_rows = sa.select(
-        admin_audit.c.at,
-        admin_audit.c.target,
-        sa.literal(ADMIN_KIND),
-        sa.literal("admin-") + admin_audit.c.action,
-        sa.literal("by ") + admin_audit.c.actor + sa.literal(": ") + admin_audit.c.detail,
-        sa.null(),
-        sa.literal("admin"),
-        admin_audit.c.id,
-    )
-    return sa.union_all(engine_rows, admin_rows).subquery("audit")
+    ).subquery("audit")
 
 
 def search_audit(engine: sa.Engine, query: AuditQuery) -> AuditPage:
     """Matching audit entries, newest first, with the number of all matches."""
-    u = _audit_union()
+    u = _audit_rows()
     where = []
     if query.user:
         where.append(sa.func.lower(u.c.user) == query.user.lower())
@@ -376,7 +366,7 @@ def search_audit(engine: sa.Engine, query: AuditQuery) -> AuditPage:
     select = (
         sa.select(u)
         .where(*where)
-        .order_by(u.c.at.desc(), u.c.source.desc(), u.c.id.desc())
+        .order_by(u.c.at.desc(), u.c.id.desc())
         .limit(query.limit)
         .offset(query.offset)
     )
@@ -391,7 +381,7 @@ def search_audit(engine: sa.Engine, query: AuditQuery) -> AuditPage:
 
 
 def audit_kinds() -> list[str]:
-    return [k.value for k in AuditKind] + [ADMIN_KIND]
+    return [k.value for k in AuditKind]
 
 
 # -- seats over time -------------------------------------------------------------------------
