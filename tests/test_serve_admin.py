@@ -47,6 +47,10 @@ def test_the_admins_policy_changes_survive_a_restart_and_win_over_the_config(
         )
         runtime.update_policy(changed, "root")
         runtime.update_policy(dataclasses.replace(changed, priority_classes=vip), "ops")
+        now = runtime.policy_settings
+        runtime.update_policy(dataclasses.replace(now, sweep_interval_s=45), "root")
+        assert served.service.activity.sweep_interval_s == 45  # the loop follows at once
+        runtime.update_policy(now, "root")
         overrides = runtime.ledger.policy_overrides()
         assert sorted(overrides) == ["group_caps", "idle_timeout_s", "priority_classes"]
         assert overrides["idle_timeout_s"].set_by == "root"  # untouched by the second change

@@ -173,7 +173,6 @@ def build_service(
         runtime,
         feeds,
         coalesce_s=settings.coalesce_s,
-        sweep_interval_s=policy.sweep_interval_s,
         stall_check_interval_s=settings.stall_check_interval_s,
     )
     worker = DirectoryWorker(

@@ -103,14 +103,15 @@ class ActivityLoop:
         feeds: Feeds,
         *,
         coalesce_s: float = 5.0,
-        sweep_interval_s: float = 60.0,
+        sweep_interval_s: float | None = None,
         stall_check_interval_s: float = 5.0,
         save_interval_s: float = 1.0,
     ) -> None:
         self.runtime = runtime
         self.feeds = feeds
         self.coalescer = Coalescer(coalesce_s)
-        self.sweep_interval_s = sweep_interval_s
+        # None: the policy's `sweep_interval_s`, as it is now (an admin may change it).
+        self.fixed_sweep_interval_s = sweep_interval_s
         self.stall_check_interval_s = stall_check_interval_s
         self.save_interval_s = save_interval_s
         self._next_sweep: float | None = None  # None: sweep at the first step
@@ -154,6 +155,12 @@ class ActivityLoop:
             self._next_sweep = now + self.sweep_interval_s
             report.swept = True
         return report
+
+    @property
+    def sweep_interval_s(self) -> float:
+        if self.fixed_sweep_interval_s is not None:
+            return self.fixed_sweep_interval_s
+        return float(self.runtime.policy_settings.sweep_interval_s)
 
     def _known(self, polled: list[Seen], names: dict[str, str], now: float) -> list[Seen]:
         """Pool members' activity, spelled as the directory spells them. Activity of anyone
