@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import socket
 import threading
 import time
@@ -409,3 +410,25 @@ def test_the_thread_sends_without_being_stepped(smtp: tuple[Inbox, int]) -> None
     finally:
         notifier.stop()
     assert len(inbox.messages) == 1
+
+
+def test_serve_reads_its_notify_config_and_refuses_secrets_in_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "notify.toml"
+    config.write_text('[notify]\nsmtp_password = "hunter22"\n')
+    env = {
+        **os.environ,
+        "FLOATSEAT_BASE_URL": "http://127.0.0.1:9",  # never called: serve stops first
+        "FLOATSEAT_TOKEN": "t0ken",
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "floatseat"), "serve", "--no-web",
+         "--state", str(tmp_path),
+         "--notify-config", str(config)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "FLOATSEAT_NOTIFY_SMTP_PASSWORD" in done.stderr
+    assert "hunter22" not in done.stderr + done.stdout

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     # `floatseat analyze` starts without them (tests/test_startup.py).
     from floatseat.directory.errors import ManualStepRequired
     from floatseat.directory.port import ManagedDirectory, PoolGroups
+    from floatseat.notify.notifier import Notifier
+    from floatseat.service.bootstrap import Served
     from floatseat.service.runtime import Runtime
     from floatseat.service.setup import ExecutionResult, Observed
 
@@ -1009,6 +1011,13 @@ def serve(
     web: Annotated[
         bool, typer.Option("--web/--no-web", help="Serve the dashboard and the API.")
     ] = True,
+    notify_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--notify-config",
+            help="TOML with a [notify] table: user notices and admin alerts (docs/operations.md).",
+        ),
+    ] = None,
 ) -> None:
     """Run the floating-licence engine: follow the logs, float the seats, serve the dashboard.
 
@@ -1031,6 +1040,7 @@ def serve(
             config, state_dir=state, shadow=True if shadow else None, host=host, port=port
         )
         served = build_service(settings, connect_directory(settings))
+        notifier = _notifier(notify_config, served)
     except (SettingsError, ValueError) as error:
         raise _fail(errors, str(error)) from None
     except EngineError as error:
@@ -1040,11 +1050,26 @@ def serve(
     where = f" on http://{settings.host}:{settings.port}/" if asgi is not None else " (headless)"
     errors.print(f"floatseat serve{mode}{where}, ledger {settings.ledger_url()}")
     try:
+        if notifier is not None:
+            notifier.start()
         run_until_signalled(served.service, app=asgi, host=settings.host, port=settings.port)
     except RuntimeError as error:
         raise _fail(errors, str(error), 1) from None
     finally:
+        if notifier is not None:
+            notifier.stop()
         served.close()
+
+
+def _notifier(config: Path | None, served: Served) -> Notifier | None:
+    """The notifier the settings ask for (FLOATSEAT_NOTIFY_* and --notify-config), or None."""
+    from floatseat.notify.notifier import Notifier
+    from floatseat.notify.settings import load_notify_settings
+
+    settings = load_notify_settings(config)
+    if not settings.enabled:
+        return None
+    return Notifier.for_runtime(settings, served.runtime, served.directory)
 
 
 def _web_app(runtime: Runtime, errors: Console) -> object | None:

@@ -404,7 +404,17 @@ def run_until_signalled(
         if app is not None:
             import uvicorn
 
-            config = uvicorn.Config(app, host=host, port=port, log_level="info")  # type: ignore[arg-type]
+            # No proxy headers: uvicorn would otherwise take X-Forwarded-For from loopback as
+            # the client's address, and the web side judges its trusted proxies by that
+            # address. No access log: waiting-room links carry tokens in their query.
+            config = uvicorn.Config(
+                app,  # type: ignore[arg-type]
+                host=host,
+                port=port,
+                log_level="info",
+                proxy_headers=False,
+                access_log=False,
+            )
             server = uvicorn.Server(config)
             # From a thread: in the main thread uvicorn captures SIGTERM and SIGINT and raises
             # them again once it has shut down, which kills the process before the loops stop.
