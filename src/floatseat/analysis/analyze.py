@@ -1,8 +1,8 @@
 """From counted (user, second) pairs to the analysis report.
 
-Sessions and the concurrency step function are computed column-wise with Polars; the
-per-window figures (minutes, days, hours) walk the step function with the domain's
-`window_peaks`, which is the same code the pure reference uses.
+Sessions, the concurrency step function and the per-window figures (minutes, days, hours:
+`window_peaks_frame`, the column-wise twin of the domain's `window_peaks`) are computed
+column-wise with Polars.
 
 Users are numbered by their rank in sorted order, so that the pairs sort on one integer key
 (user rank, then second) rather than on strings; the pairs are walked once, at the shortest
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from fractions import Fraction
@@ -29,7 +30,7 @@ from floatseat.analysis.report import (
     UserActivity,
 )
 from floatseat.domain.licence import DEFAULT_TIERS, required_seats, smallest_tier
-from floatseat.domain.sessions import Session, Step, overlap_seconds, window_peaks
+from floatseat.domain.sessions import Session, overlap_seconds
 
 COMPARED_TIMEOUTS_S = (900, 1800, 3600, 7200)
 SERVICE_HOURS_PER_DAY = 20
@@ -186,6 +187,31 @@ def peak_of(steps: pl.DataFrame) -> tuple[int, int | None]:
     return best, int(at)  # type: ignore[arg-type]
 
 
+def window_peaks_frame(steps: pl.DataFrame, edges: Sequence[int]) -> list[int]:
+    """The domain's `window_peaks` over a `steps_frame`, column-wise: the maximum of
+    concurrent(t) over each window [edges[i], edges[i+1]); `edges` must be increasing."""
+    windows = len(edges) - 1
+    if windows < 1:
+        return []
+    bounds = pl.Series("edge", edges, dtype=pl.Int64)
+    at, level = steps["at"], steps["level"]
+    # concurrent(t) at each window's start: the level of the last step at or before it.
+    before = at.search_sorted(bounds.head(windows), side="right")
+    at_start = pl.concat([pl.Series([0], dtype=level.dtype), level]).gather(before)
+    # Each step within a window may raise its maximum (a step at its start is at_start).
+    inside = bounds.search_sorted(at, side="right").cast(pl.Int64) - 1
+    candidates = pl.concat(
+        [
+            pl.DataFrame({"window": pl.int_range(windows, eager=True), "level": at_start}),
+            pl.DataFrame({"window": inside, "level": level}).filter(
+                pl.col("window").is_between(0, windows - 1)
+            ),
+        ]
+    )
+    best = candidates.group_by("window").agg(pl.col("level").max()).sort("window")
+    return best["level"].to_list()
+
+
 def build_report(
     pairs: pl.DataFrame | EncodedPairs,
     options: ReportOptions,
@@ -208,7 +234,7 @@ def build_report(
     sessions = merged_sessions(runs, timeout).sort("start", "uid")  # uid ranks like the names
     steps_df = steps_frame(sessions)
     peak, peak_at = peak_of(steps_df)
-    steps = [Step(a, v) for a, v in zip(steps_df["at"], steps_df["level"], strict=True)]
+    steps_at = steps_df["at"]
 
     peaks_by_timeout = {timeout: peak}
     for other in COMPARED_TIMEOUTS_S:
@@ -223,25 +249,20 @@ def build_report(
 
     timeline_start: datetime | None = None
     timeline: list[int] = []
-    if steps:
-        first_minute = steps[0].at // 60 * 60
-        last_active = steps[-1].at - 1  # the last step drops to zero
-        edges = list(range(first_minute, last_active // 60 * 60 + 61, 60))
-        timeline = window_peaks(steps, edges)
+    if steps_df.height:
+        first_minute = int(steps_at[0]) // 60 * 60
+        last_active = int(steps_at[-1]) - 1  # the last step drops to zero
+        edges = range(first_minute, last_active // 60 * 60 + 61, 60)
+        timeline = window_peaks_frame(steps_df, edges)
         timeline_start = datetime.fromtimestamp(first_minute, zone)
 
     # The local days of each user's requests, once, for the daily rows and the users' days.
     user_days = _user_days(encoded, zone)
-    daily = _daily(user_days, steps, zone)
-    names = users.to_list()
-    session_list = [
-        Session(names[u], s, e)
-        for u, s, e in zip(sessions["uid"], sessions["start"], sessions["end"], strict=True)
-    ]
+    daily = _daily(user_days, steps_df, zone)
     top_users, service_accounts = _users(
-        encoded, user_days, names, session_list, zone, options.top_users
+        encoded, user_days, users.to_list(), sessions, zone, options.top_users
     )
-    heatmap = _heatmap(steps, zone)
+    heatmap = _heatmap(steps_df, zone)
 
     required = required_seats(peak, options.headroom, options.fixed_seats)
     tier = smallest_tier(required, options.tiers)
@@ -310,7 +331,7 @@ def _user_days(encoded: pl.DataFrame, zone: ZoneInfo) -> pl.DataFrame:
     return encoded.lazy().select("uid", day=day).filter(changed.fill_null(True)).collect()
 
 
-def _daily(user_days: pl.DataFrame, steps: list[Step], zone: ZoneInfo) -> list[DailyUsage]:
+def _daily(user_days: pl.DataFrame, steps: pl.DataFrame, zone: ZoneInfo) -> list[DailyUsage]:
     """One row per local day with a request, from `_user_days`."""
     if user_days.height == 0:
         return []
@@ -319,7 +340,7 @@ def _daily(user_days: pl.DataFrame, steps: list[Step], zone: ZoneInfo) -> list[D
     # One pass over contiguous day windows from the first day to the last.
     span = (days[-1] - days[0]).days + 1
     all_days = [days[0] + timedelta(days=i) for i in range(span + 1)]
-    day_peaks = window_peaks(steps, [_local_midnight(day, zone) for day in all_days])
+    day_peaks = window_peaks_frame(steps, [_local_midnight(day, zone) for day in all_days])
     peak_by_day = dict(zip(all_days, day_peaks, strict=False))
     return [
         DailyUsage(date=day, active_users=int(active), peak=peak_by_day[day])
@@ -327,16 +348,16 @@ def _daily(user_days: pl.DataFrame, steps: list[Step], zone: ZoneInfo) -> list[D
     ]
 
 
-def _heatmap(steps: list[Step], zone: ZoneInfo) -> list[list[float]]:
+def _heatmap(steps: pl.DataFrame, zone: ZoneInfo) -> list[list[float]]:
     """Mean over the weeks of each (weekday, hour)'s peak, over the span of activity."""
     totals = [[0.0] * 24 for _ in range(7)]
     counts = [[0] * 24 for _ in range(7)]
-    if not steps:
+    if steps.height == 0:
         return totals
-    start = steps[0].at // 3600 * 3600
-    end = (steps[-1].at // 3600 + 1) * 3600
-    edges = list(range(start, end + 1, 3600))
-    for hour_start, hour_peak in zip(edges, window_peaks(steps, edges), strict=False):
+    start = int(steps["at"][0]) // 3600 * 3600
+    end = (int(steps["at"][-1]) // 3600 + 1) * 3600
+    edges = range(start, end + 1, 3600)
+    for hour_start, hour_peak in zip(edges, window_peaks_frame(steps, edges), strict=False):
         local = datetime.fromtimestamp(hour_start, zone)
         totals[local.weekday()][local.hour] += hour_peak
         counts[local.weekday()][local.hour] += 1
@@ -350,51 +371,92 @@ def _users(
     encoded: pl.DataFrame,
     user_days: pl.DataFrame,
     names: list[str],
-    sessions: list[Session],
+    sessions: pl.DataFrame,
     zone: ZoneInfo,
     top: int,
 ) -> tuple[list[UserActivity], list[str]]:
     """Top users by active hours, and the users who look like service accounts.
 
-    `encoded` and `user_days` number the users as `names` does.
+    `encoded`, `user_days` and `sessions` (uid, start, end) number the users as `names` does.
     """
     if encoded.height == 0:
         return [], []
-    requests = {names[u]: n for u, n in encoded.group_by("uid").agg(pl.col("n").sum()).iter_rows()}
-    active_seconds: dict[str, int] = defaultdict(int)
-    per_day: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
-    for session in sessions:
-        active_seconds[session.user] += session.seconds
-        day = _local_day(session.start, zone)
-        while True:
-            day_start = _local_midnight(day, zone)
-            if day_start >= session.end:
-                break
-            day_end = _local_midnight(day + timedelta(days=1), zone)
-            seconds = overlap_seconds(session, day_start, day_end)
-            if seconds:
-                per_day[session.user][day] += seconds
-            day += timedelta(days=1)
-    request_days = {
-        names[u]: days for u, days in user_days.group_by("uid").agg(pl.len()).iter_rows()
-    }
-    # "Most days" counts the days with a request: a session's tail past midnight is no day.
-    service = sorted(
-        user
-        for user, days in per_day.items()
-        if 2 * sum(1 for s in days.values() if s > SERVICE_HOURS_PER_DAY * 3600)
-        > request_days[user]
+    per_user = (
+        sessions.lazy()
+        .group_by("uid")
+        .agg(seconds=(pl.col("end") - pl.col("start")).sum())
+        .join(encoded.lazy().group_by("uid").agg(requests=pl.col("n").sum()), on="uid")
+        .join(user_days.lazy().group_by("uid").agg(days=pl.len()), on="uid")
+        .join(_long_days(sessions, zone), on="uid", how="left")
+        # "Most days" counts the days with a request: a session's tail past midnight is no day.
+        .with_columns(service=2 * pl.col("long_days").fill_null(0) > pl.col("days"))
+        .sort(pl.col("seconds"), pl.col("uid"), descending=[True, False])  # uid ranks like names
+        .collect()
     )
-    service_set = set(service)
-    ranked = sorted(active_seconds.items(), key=lambda item: (-item[1], item[0]))[:top]
+    service = [names[u] for u in per_user.filter("service")["uid"].sort()]
     top_users = [
         UserActivity(
-            username=user,
+            username=names[uid],
             active_hours=round(seconds / 3600, 2),
-            requests=int(requests[user]),
-            days_active=int(request_days[user]),
-            service_like=user in service_set,
+            requests=int(requests),
+            days_active=int(days),
+            service_like=service_like,
         )
-        for user, seconds in ranked
+        for uid, seconds, requests, days, service_like in per_user.head(top)
+        .select("uid", "seconds", "requests", "days", "service")
+        .iter_rows()
     ]
     return top_users, service
+
+
+def _long_days(sessions: pl.DataFrame, zone: ZoneInfo) -> pl.LazyFrame:
+    """(uid, long_days): how many local days each user was active more than 20 hours."""
+    if sessions.height == 0:
+        return pl.LazyFrame(schema={"uid": pl.UInt32, "long_days": pl.UInt32})
+    first = _local_day(int(sessions["start"].min()), zone)  # type: ignore[arg-type]
+    last = _local_day(int(sessions["end"].max()), zone)  # type: ignore[arg-type]
+    days = [first + timedelta(days=i) for i in range((last - first).days + 2)]
+    midnights = pl.Series("midnight", [_local_midnight(day, zone) for day in days], pl.Int64)
+    if not midnights.diff().drop_nulls().ge(0).all():  # a zone's day went back (Alaska, 1867)
+        return _long_days_walked(sessions, zone)
+    # Each session against each local day it touches: [midnight[d], midnight[d + 1]).
+    start, end, day, midnight = pl.col("start"), pl.col("end"), pl.col("day"), pl.lit(midnights)
+    return (
+        sessions.lazy()
+        .with_columns(
+            day=pl.int_ranges(
+                midnight.search_sorted(start, side="right").cast(pl.Int64) - 1,
+                midnight.search_sorted(end, side="left").cast(pl.Int64),
+            )
+        )
+        .explode("day")
+        .with_columns(
+            seconds=pl.min_horizontal(end, midnight.gather(day + 1))
+            - pl.max_horizontal(start, midnight.gather(day))
+        )
+        .group_by("uid", "day")
+        .agg(pl.col("seconds").sum())
+        .filter(pl.col("seconds") > SERVICE_HOURS_PER_DAY * 3600)
+        .group_by("uid")
+        .agg(long_days=pl.len())
+    )
+
+
+def _long_days_walked(sessions: pl.DataFrame, zone: ZoneInfo) -> pl.LazyFrame:
+    """`_long_days`, one session and one day at a time: for any zone."""
+    per_day: dict[tuple[int, date], int] = defaultdict(int)
+    for uid, start, end in sessions.select("uid", "start", "end").iter_rows():
+        session = Session("", start, end)
+        day = _local_day(start, zone)
+        while (day_start := _local_midnight(day, zone)) < end:
+            day_end = _local_midnight(day + timedelta(days=1), zone)
+            per_day[uid, day] += overlap_seconds(session, day_start, day_end)
+            day += timedelta(days=1)
+    long_days: dict[int, int] = defaultdict(int)
+    for (uid, _), seconds in per_day.items():
+        if seconds > SERVICE_HOURS_PER_DAY * 3600:
+            long_days[uid] += 1
+    return pl.LazyFrame(
+        {"uid": list(long_days), "long_days": list(long_days.values())},
+        schema={"uid": pl.UInt32, "long_days": pl.UInt32},
+    )
