@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import array
 import io
+import mmap
+import os
+import stat
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -129,9 +132,49 @@ def scan_file(
     with open_binary(path) as stream:
         if plan is None:
             return _scan_blocks(name, read_chunks(stream, CHUNK_BYTES), pattern, rules, plan)
+        if _is_regular_file(stream):
+            # A plain file: the C scanner reads the page cache itself, with no copy at all.
+            return _scan_blocks(name, read_mapped(stream, CHUNK_BYTES), pattern, rules, plan)
         # The C scanner reads the buffers in place: no copy, no fresh pages per block.
         pooled = read_pooled(stream, CHUNK_BYTES, SCAN_THREADS + 1)
         return _scan_blocks(name, pooled, pattern, rules, plan)
+
+
+def _is_regular_file(stream: BinaryIO) -> bool:
+    """An uncompressed regular file (not gzip, a pipe or a terminal): it can be mapped."""
+    raw = getattr(stream, "raw", None)
+    return isinstance(raw, io.FileIO) and stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
+
+
+def read_mapped(stream: BinaryIO, chunk_bytes: int) -> Iterator[memoryview]:
+    """A regular file's blocks of whole lines, as views of read-only memory maps.
+
+    Each block is mapped on its own (pages populated by the reader, not the scanner) and
+    unmapped once its last view is gone, so memory stays bounded by the blocks in flight,
+    as with `read_pooled`, without copying 128 MiB per block out of the page cache. Reads
+    the file as long as it was when the scan began; a file cut shorter while it is mapped
+    would fault (SIGBUS), as for any reader of a memory map.
+    """
+    fd = stream.fileno()
+    size = os.fstat(fd).st_size
+    flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+    start = 0
+    while start < size:
+        base = start - start % mmap.ALLOCATIONGRANULARITY
+        want = chunk_bytes
+        while True:
+            end = min(start + want, size)
+            mapped = mmap.mmap(fd, end - base, flags=flags, prot=mmap.PROT_READ, offset=base)
+            if end == size:
+                cut = end - base
+                break
+            cut = mapped.rfind(b"\n", start - base, end - base) + 1
+            if cut > 0:
+                break
+            mapped.close()  # no line ends in the block: map a bigger one
+            want *= 2
+        yield memoryview(mapped)[start - base : cut]
+        start = base + cut
 
 
 def read_pooled(stream: BinaryIO, chunk_bytes: int, buffers: int) -> Iterator[memoryview]:
