@@ -95,11 +95,16 @@ def encode_frames(frames: list[pl.DataFrame], *, distinct: bool = False) -> Enco
         if not distinct:
             frame = frame.group_by("uid", "ts").agg(pl.col("n").sum())
         return EncodedPairs(frame.sort("uid", "ts").collect(), users)
-    keyed = pairs.lazy().select(key=uid.cast(pl.Int64) * span + (pl.col("ts") - first), n="n")
-    keyed = keyed.sort("key")
-    if not distinct:
-        keyed = keyed.group_by("key", maintain_order=True).agg(pl.col("n").sum())
-    grouped = keyed.collect()
+    keyed = (
+        pairs.lazy()
+        .select(key=uid.cast(pl.Int64) * span + (pl.col("ts") - first), n="n")
+        .sort("key")
+        .collect()
+    )
+    # Eager, so that the group-by sees the key flagged sorted and only compares neighbours.
+    grouped = (
+        keyed if distinct else keyed.group_by("key", maintain_order=True).agg(pl.col("n").sum())
+    )
     key = grouped["key"]
     uids = (key // span).cast(pl.UInt32).alias("uid")
     return EncodedPairs(pl.DataFrame([uids, (key % span + first).alias("ts"), grouped["n"]]), users)
