@@ -163,7 +163,8 @@ def prepare_state(state: Path | None) -> tuple[Path, bool]:
 
 
 def _bind(port: int, what: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio then turns Nagle off (TCP_NODELAY); see sim/server.py.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((HOST, port))
