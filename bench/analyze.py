@@ -406,16 +406,15 @@ def warm(paths: Sequence[Path]) -> None:
     say(f"page cache warmed: read {human_bytes(total)} in {elapsed:.1f} s")
 
 
-def compile_bytecode(work: Path) -> None:
-    """Compile floatseat's modules into a bytecode cache the measured commands read.
+def compile_bytecode() -> None:
+    """Compile floatseat's modules to bytecode, beside their sources (`__pycache__`).
 
     An installed floatseat has its bytecode (pip compiles it; an editable install writes it
-    on the first run), but not where PYTHONDONTWRITEBYTECODE is set: every run would then
-    compile the sources again (~0.04 s). The cache lives in the work folder
-    (PYTHONPYCACHEPREFIX), so the source tree is left as it is.
+    on its first run), but not where PYTHONDONTWRITEBYTECODE is set: every run would then
+    compile floatseat's sources again (~0.04 s). Python reads bytecode that exists even so.
+    (Not PYTHONPYCACHEPREFIX: that moves every package's cache, Polars' too, which is then
+    compiled on every run.)
     """
-    cache = work / "pycache"
-    os.environ["PYTHONPYCACHEPREFIX"] = str(cache)  # the measured commands inherit it
     package = Path(floatseat.__file__).resolve().parent
     done = subprocess.run(
         [sys.executable, "-m", "compileall", "-q", str(package)],
@@ -424,7 +423,7 @@ def compile_bytecode(work: Path) -> None:
         check=False,
     )
     state = "ok" if done.returncode == 0 else f"failed ({done.stderr.strip()[-200:]})"
-    say(f"bytecode: floatseat's modules compiled into {cache}: {state}")
+    say(f"bytecode: floatseat's modules compiled in {package}: {state}")
 
 
 # --------------------------------------------------------------------------- measuring
@@ -737,7 +736,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" compressed, {daily.lines:,} lines ({daily.users} users)"
         )
     warm([data.plain, data.gz, *(daily.files if daily else ())])
-    compile_bytecode(work)
+    compile_bytecode()
     say()
 
     reports = {
