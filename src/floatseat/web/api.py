@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, ValidationError
 
@@ -590,7 +590,11 @@ def create_token(body: TokenCreate, ctx: Context, who: Admin) -> TokenCreated:
 
 
 @router.delete("/tokens/{token_id}", status_code=204, tags=["access"])
-def delete_token(token_id: int, ctx: Context, who: Admin) -> None:
+def delete_token(
+    token_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="The token's id.")],
+    ctx: Context,
+    who: Admin,
+) -> None:
     if not ctx.store.delete_token(token_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such token")
     ctx.actions.record(who.name, "token", "-", f"deleted token {token_id}")
