@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import mmap
+import os
 import tempfile
+import time
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -61,3 +63,15 @@ def test_gzip_and_empty_files_are_not_mapped(tmp_path: Path) -> None:
     with scan.open_binary(packed) as stream:
         assert not scan._is_regular_file(stream)
     assert _mapped_blocks(b"", 64) == []
+
+
+def test_only_files_that_stopped_changing_are_memory_mapped(tmp_path: Path) -> None:
+    # A live log may be truncated under a map, which would kill the process (SIGBUS).
+    log = tmp_path / "access_log"
+    log.write_bytes(b"line\n")
+    with log.open("rb") as stream:
+        assert not scan._settled(stream)
+    old = time.time() - scan.SETTLED_S - 60
+    os.utime(log, (old, old))
+    with log.open("rb") as stream:
+        assert scan._settled(stream)

@@ -22,6 +22,7 @@ import mmap
 import os
 import stat
 import sys
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -132,12 +133,22 @@ def scan_file(
     with open_binary(path) as stream:
         if plan is None:
             return _scan_blocks(name, read_chunks(stream, CHUNK_BYTES), pattern, rules, plan)
-        if _is_regular_file(stream):
+        if _is_regular_file(stream) and _settled(stream):
             # A plain file: the C scanner reads the page cache itself, with no copy at all.
             return _scan_blocks(name, read_mapped(stream, CHUNK_BYTES), pattern, rules, plan)
         # The C scanner reads the buffers in place: no copy, no fresh pages per block.
         pooled = read_pooled(stream, CHUNK_BYTES, SCAN_THREADS + 1)
         return _scan_blocks(name, pooled, pattern, rules, plan)
+
+
+SETTLED_S = 300  # a file unchanged this long is mapped; a live one is read
+
+
+def _settled(stream: BinaryIO) -> bool:
+    """Whether the file has not been written for `SETTLED_S`: a live log may be truncated
+    (copytruncate rotation) while it is read, and a memory map of it would then fault
+    (SIGBUS) and kill the process, where a plain read just sees the file end sooner."""
+    return time.time() - os.fstat(stream.fileno()).st_mtime > SETTLED_S
 
 
 def _is_regular_file(stream: BinaryIO) -> bool:
