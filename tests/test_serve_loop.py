@@ -262,6 +262,25 @@ def test_reconciliation_places_new_users_and_follows_deactivated_holders(world: 
     assert "zed" not in world.fake.group(E)
 
 
+def test_a_renamed_holder_keeps_the_seat_under_the_new_name(world: World) -> None:
+    append(world.app_log, refusal("ann", world.clock.now))
+    world.step()
+    assert [h.user for h in world.served.runtime.state().holders] == ["ann"]
+    # The product renames ann to anne: her memberships follow her, the old name is gone.
+    for members in world.fake.members.values():
+        if "ann" in members:
+            members.discard("ann")
+            members.add("anne")
+    report = world.served.runtime.reconcile_now()
+    world.step()
+    # The old name left the pool (its seat freed), the new one was found in the licensed
+    # group and adopted into that seat: nobody was locked out, the count never rose.
+    assert [h.user for h in world.served.runtime.state().holders] == ["anne"]
+    assert report.adopted == ("anne",)
+    assert "anne" in world.fake.group(E) and "ann" not in world.fake.group(E)
+    assert world.fake.breaches == []
+
+
 def test_shadow_mode_decides_and_audits_but_moves_nobody(tmp_path: Path) -> None:
     world = World(tmp_path, shadow=True)
     try:

@@ -25,8 +25,11 @@ Users with an unfinished move are left alone: the outbox is about to settle them
 reconciler runs on the directory worker's thread, the only one that applies moves, so no
 move lands between its reads. In shadow mode it reports the figures and repairs nothing.
 
-Renamed users are not followed yet: a renamed pool member shows up as one who left the
-pool (released) and a new user (placed).
+**Renamed users.** A rename keeps the user's memberships under the new name, and the old
+name disappears: the old name leaves the pool (its floating seat is released first, in the
+same run), and a holder's new name, found in the licensed group, is adopted into that seat;
+a renamed user without a seat simply floats under the new name. Pins and the ledger's
+history stay under the old name (an admin re-pins a renamed pinned user).
 """
 
 from __future__ import annotations
