@@ -20,7 +20,7 @@ from floatseat.cli import app
 from floatseat.service.bootstrap import build_service, connect_directory
 from floatseat.service.ports import AuditKind
 from floatseat.service.settings import ServeSettings, load_settings
-from floatseat.sim.logs import AccessRecord
+from floatseat.sim.logs import AccessRecord, LogSink
 
 E, D = "IUM_Enabled", "IUM_Disabled"
 VERSION = "9.3.1"
@@ -50,18 +50,7 @@ def prepare(sim: SimHandle, state_dir: Path, *extra: str) -> None:
 
 
 def settings_for(sim: SimHandle, tmp_path: Path, logs: Path, **extra: Any) -> ServeSettings:
-    nodes = [
-        {
-            "name": f"node{k}",
-            "access_logs": [str(logs / f"node{k}" / "conf_access_log.*.log")],
-            "security_logs": [
-                str(logs / f"node{k}" / "home" / "logs" / "atlassian-confluence.log*")
-            ],
-            "format": "confluence",
-            "timezone": "UTC",  # the simulator's application log writes UTC, no offset
-        }
-        for k in (1, 2)
-    ]
+    nodes = LogSink(logs, "confluence", 2).followed_nodes()
     policy = {
         "idle_timeout_s": 900,
         "min_hold_s": 60,

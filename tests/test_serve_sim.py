@@ -31,7 +31,7 @@ from floatseat.domain.policy import AdminRevoke
 from floatseat.service.bootstrap import Served, build_service, connect_directory
 from floatseat.service.ports import AuditKind
 from floatseat.service.settings import ServeSettings, load_settings
-from floatseat.sim.logs import AccessRecord
+from floatseat.sim.logs import AccessRecord, LogSink
 
 E, D = "IUM_Enabled", "IUM_Disabled"
 USERS_GROUP = "jira-software-users"
@@ -57,17 +57,7 @@ def prepare(sim: SimHandle, state_dir: Path) -> None:
 
 
 def settings_for(sim: SimHandle, tmp_path: Path, logs: Path, **extra: Any) -> ServeSettings:
-    nodes = [
-        {
-            "name": f"node{k}",
-            "access_logs": [str(logs / f"node{k}" / "access_log.*")],
-            "security_logs": [
-                str(logs / f"node{k}" / "home" / "log" / "atlassian-jira-security.log*")
-            ],
-            "format": "jira",
-        }
-        for k in (1, 2)
-    ]
+    nodes = LogSink(logs, "jira", 2).followed_nodes()
     policy = {
         "idle_timeout_s": 900,
         "min_hold_s": 60,

@@ -34,7 +34,7 @@ from floatseat.service.bootstrap import Served, build_service, connect_directory
 from floatseat.service.settings import ServeSettings
 from floatseat.service.setup import SetupRefused, execute, prepare_setup
 from floatseat.sim.core import DEFAULT_START, USERS_GROUP, SimConfig, Simulator
-from floatseat.sim.logs import AccessRecord
+from floatseat.sim.logs import AccessRecord, LogSink
 from floatseat.sim.server import SimServer
 
 __all__ = ["DemoError", "DemoOptions", "Demo"]
@@ -176,24 +176,7 @@ def _bind(port: int, what: str) -> socket.socket:
 
 def serve_settings(options: DemoOptions, sim_url: str, state: Path) -> ServeSettings:
     """`floatseat serve`'s settings for the simulator: its logs, SQLite in `state`."""
-    logs = state / "logs"
-    nodes = []
-    for k in range(1, options.nodes + 1):
-        node = logs / f"node{k}"
-        if options.product == "confluence":
-            access = str(node / "conf_access_log.*.log")
-            security = str(node / "home" / "logs" / "atlassian-confluence.log*")
-        else:
-            access = str(node / "access_log.*")
-            security = str(node / "home" / "log" / "atlassian-jira-security.log*")
-        nodes.append(
-            {
-                "name": f"node{k}",
-                "access_logs": [access],
-                "security_logs": [security],
-                "format": options.product,
-            }
-        )
+    nodes = LogSink(state / "logs", options.product, options.nodes).followed_nodes()
     speed = options.speed
     # Built from these values only (model_validate reads no FLOATSEAT_* variable): the demo
     # needs no configuration and must not pick up a real instance's.

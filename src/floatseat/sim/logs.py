@@ -138,6 +138,20 @@ class LogSink:
             return self.node_dir(node) / "home" / "log" / "atlassian-jira-security.log"
         return self.node_dir(node) / "home" / "logs" / "atlassian-confluence.log"
 
+    def followed_nodes(self) -> list[dict[str, object]]:
+        """`floatseat serve`'s `nodes` settings for these logs: what a follower reads."""
+        access = "conf_access_log.*.log" if self.product == "confluence" else "access_log.*"
+        return [
+            {
+                "name": self.node_dir(k).name,
+                "access_logs": [str(self.node_dir(k) / access)],
+                "security_logs": [f"{self.security_path(k)}*"],
+                "format": self.product,
+                "timezone": "UTC",  # the application log's times carry no offset: UTC here
+            }
+            for k in range(self.nodes)
+        ]
+
     def access(self, node: int, record: AccessRecord) -> None:
         with self._lock:
             if self.product == "jira":
