@@ -238,6 +238,8 @@ class Runtime:
     reconciler: Callable[[], ReconcileReport] | None = None
     feed_lag: Callable[[], dict[str, int]] = dict
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    # The policy's state as `status()` last loaded it, with the ledger's version then.
+    _status_state: tuple[int, PolicySnapshot] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.base_policy is None:
@@ -254,14 +256,25 @@ class Runtime:
             return self.engine.peek() or self.engine.state()
 
     def status(self) -> RuntimeStatus:
+        """The service's figures, read in one ledger transaction.
+
+        The policy's state is loaded again only when the ledger's version moved since the
+        last call (every commit of the policy's state bumps it, whichever process wrote):
+        loading it reads every directory user, which would dominate `/api/v1/status`.
+        """
         now = self.now()
-        with self._lock:
-            snapshot = self.engine.state()
-        policy = SeatPolicy.restore(self.policy_settings, snapshot)
-        with self.ledger.transaction() as tx:
+        with self._lock, self.ledger.transaction() as tx:
+            version = tx.version()
+            known = self._status_state
+            if known is not None and known[0] == version:
+                snapshot = known[1]
+            else:
+                snapshot = tx.load()
+                self._status_state = (version, snapshot)
             licence = tx.licence_report()
             flags = tx.flags()
             backlog, oldest = tx.backlog(now)
+        policy = SeatPolicy.restore(self.policy_settings, snapshot)
         freeze = flags.get(FREEZE_FLAG)
         counters = self.counters
         return RuntimeStatus(

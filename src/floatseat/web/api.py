@@ -30,7 +30,7 @@ from floatseat.domain.policy import (
     Warn,
 )
 from floatseat.web.actions import PolicyNotEditable, policy_to_json
-from floatseat.web.deps import Admin, Context, Reader, WebContext, principal_of, require_admin
+from floatseat.web.deps import Admin, Context, Reader, WebContext, require_admin, who_is_asking
 from floatseat.web.schemas import (
     AccountCreate,
     AccountPublic,
@@ -73,6 +73,7 @@ from floatseat.web.views import (
     WaiterView,
     holders,
     queue,
+    queue_position,
     search_audit,
     seat_history,
     user_view,
@@ -450,7 +451,7 @@ def get_licence(
 
 async def activity_reporter(request: Request, ctx: Context) -> Principal:
     """An admin or reporter token, or a fresh HMAC signature over the body."""
-    who = principal_of(request, ctx)
+    who = await who_is_asking(request, ctx)
     if who is not None and who.via == "token" and who.role in (Role.ADMIN, Role.REPORTER):
         return who
     if who is not None and who.via == "token":
@@ -523,12 +524,12 @@ def activity_outcome(ctx: WebContext, user: str, decisions: list[Decision]) -> A
         return ActivityPublic(decision="holding", reason="holds a seat")
     if user in snapshot.pinned:
         return ActivityPublic(decision="holding", reason="pinned: holds a fixed seat")
-    s = ctx.status(snapshot)
-    for w in queue(snapshot, ctx.runtime.engine.settings, s.capacity, s.now):
-        if w.user == user:
-            queued = next((d for d in mine if isinstance(d, Queued)), None)
-            reason = queued.reason if queued else "waiting for a seat"
-            return ActivityPublic(decision="queued", position=w.position, reason=reason)
+    # The position only: no status (and its ledger reads) for the estimated waits.
+    position = queue_position(snapshot, ctx.runtime.engine.settings, user, ctx.now())
+    if position is not None:
+        queued = next((d for d in mine if isinstance(d, Queued)), None)
+        reason = queued.reason if queued else "waiting for a seat"
+        return ActivityPublic(decision="queued", position=position, reason=reason)
     return ActivityPublic(decision="ignored", reason="not managed by floatseat")
 
 
@@ -536,7 +537,7 @@ def activity_outcome(ctx: WebContext, user: str, decisions: list[Decision]) -> A
 
 
 async def link_maker(request: Request, ctx: Context) -> Principal:
-    who = principal_of(request, ctx)
+    who = await who_is_asking(request, ctx)
     if who is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "send a bearer token")
     if who.role not in (Role.ADMIN, Role.REPORTER):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from floatseat.domain.policy import PolicySnapshot
 from floatseat.web.actions import Actions
@@ -73,7 +74,11 @@ class WebContext:
         return name
 
 
-def get_context(request: Request) -> WebContext:
+# The dependencies are `async def` where they do no I/O: FastAPI runs a plain `def` in its
+# thread pool, and a hop there costs more than these do.
+
+
+async def get_context(request: Request) -> WebContext:
     ctx: WebContext = request.app.state.floatseat
     return ctx
 
@@ -81,7 +86,7 @@ def get_context(request: Request) -> WebContext:
 Context = Annotated[WebContext, Depends(get_context)]
 
 
-def get_session(request: Request) -> Session:
+async def get_session(request: Request) -> Session:
     session: Session = request.state.session
     return session
 
@@ -91,7 +96,7 @@ def principal_of(request: Request, ctx: WebContext) -> Principal | None:
     token = bearer_principal(request, ctx.store)
     if token is not None:
         return token
-    session = get_session(request)
+    session: Session = request.state.session
     if session.user is not None:
         account = ctx.store.account(session.user)
         if account is not None:
@@ -101,14 +106,23 @@ def principal_of(request: Request, ctx: WebContext) -> Principal | None:
     return None
 
 
+async def who_is_asking(request: Request, ctx: WebContext) -> Principal | None:
+    """`principal_of`, from the event loop: a lately verified API token is answered at once,
+    anything that needs the database goes to the thread pool."""
+    token = bearer_principal(request, ctx.store, cached=True)
+    if token is not None:
+        return token
+    return await run_in_threadpool(principal_of, request, ctx)
+
+
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
     )
 
 
-def require_reader(request: Request, ctx: Context) -> Principal:
-    who = principal_of(request, ctx)
+async def require_reader(request: Request, ctx: Context) -> Principal:
+    who = await who_is_asking(request, ctx)
     if who is None:
         raise _unauthorized("log in or send an API token")
     if not who.can_read:
@@ -118,7 +132,7 @@ def require_reader(request: Request, ctx: Context) -> Principal:
 
 async def require_admin(request: Request, ctx: Context) -> Principal:
     """An admin; a cookie-borne (or demo) request must also carry the session's CSRF token."""
-    who = principal_of(request, ctx)
+    who = await who_is_asking(request, ctx)
     if who is None:
         raise _unauthorized("log in or send an API token")
     if not who.is_admin:
@@ -136,7 +150,7 @@ async def check_csrf(request: Request) -> None:
     ):
         value = (await request.form()).get(CSRF_FIELD)
         presented = value if isinstance(value, str) else None
-    if not csrf_ok(get_session(request), presented):
+    if not csrf_ok(request.state.session, presented):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
 
 

@@ -253,12 +253,15 @@ def csrf_ok(session: Session, presented: str | None) -> bool:
     return presented is not None and hmac.compare_digest(session.csrf, presented)
 
 
-def bearer_principal(request: Request, store: WebStore) -> Principal | None:
+def bearer_principal(
+    request: Request, store: WebStore, *, cached: bool = False
+) -> Principal | None:
+    """The API token's principal; with `cached`, only a token verified lately (no I/O)."""
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         return None
-    token = store.token(secret.strip())
+    token = store.cached_token(secret.strip()) if cached else store.token(secret.strip())
     return None if token is None else Principal(f"token:{token.name}", token.role, "token")
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -52,6 +54,12 @@ revoked_sessions = sa.Table(
 
 TOKEN_PREFIX = "fst_"
 
+# Seconds a verified API token is trusted without asking the database again. Deleting a token
+# through this process's app takes effect at once; deleted by another process sharing the
+# database (a second `serve`), it may keep working for up to this long there.
+TOKEN_CACHE_S = 5.0
+TOKEN_CACHE_MAX = 1024  # tokens remembered at most (only ones that exist are remembered)
+
 
 class Role(StrEnum):
     ADMIN = "admin"  # everything
@@ -85,6 +93,9 @@ class WebStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._hasher = PasswordHasher()
+        # SHA-256 of a token -> (its record, monotonic time until which it is trusted)
+        self._token_cache: dict[str, tuple[ApiToken, float]] = {}
+        self._token_lock = threading.Lock()
 
     def create(self) -> None:
         """Create the web side's tables where they are missing."""
@@ -163,11 +174,37 @@ class WebStore:
         return ApiToken(token_id, name, role, created_by, now), secret
 
     def token(self, secret: str) -> ApiToken | None:
+        """The token whose secret this is; verified in the database at most every
+        `TOKEN_CACHE_S` seconds (unknown secrets are looked up every time)."""
+        digest = token_hash(secret)
+        known = self._cached_token(digest)
+        if known is not None:
+            return known
         with self.engine.connect() as c:
-            row = c.execute(
-                sa.select(api_tokens).where(api_tokens.c.token_hash == token_hash(secret))
-            ).first()
-        return None if row is None else _token(row)
+            row = c.execute(sa.select(api_tokens).where(api_tokens.c.token_hash == digest)).first()
+        if row is None:
+            return None
+        token = _token(row)
+        with self._token_lock:
+            if len(self._token_cache) >= TOKEN_CACHE_MAX:
+                self._token_cache.clear()
+            self._token_cache[digest] = (token, time.monotonic() + TOKEN_CACHE_S)
+        return token
+
+    def cached_token(self, secret: str) -> ApiToken | None:
+        """The token if it was verified within `TOKEN_CACHE_S`; None: ask `token()`.
+        Never touches the database (one SHA-256), so the event loop may call it."""
+        return self._cached_token(token_hash(secret))
+
+    def _cached_token(self, digest: str) -> ApiToken | None:
+        with self._token_lock:
+            known = self._token_cache.get(digest)
+            if known is None:
+                return None
+            if known[1] <= time.monotonic():
+                del self._token_cache[digest]
+                return None
+            return known[0]
 
     def tokens(self) -> list[ApiToken]:
         with self.engine.connect() as c:
@@ -176,6 +213,8 @@ class WebStore:
     def delete_token(self, token_id: int) -> bool:
         with self.engine.begin() as c:
             result = c.execute(sa.delete(api_tokens).where(api_tokens.c.id == token_id))
+        with self._token_lock:
+            self._token_cache = {k: v for k, v in self._token_cache.items() if v[0].id != token_id}
         return result.rowcount > 0
 
     # -- sessions ------------------------------------------------------------------------

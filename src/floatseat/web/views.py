@@ -27,6 +27,7 @@ __all__ = [
     "WaiterView",
     "holders",
     "queue",
+    "queue_position",
     "read_status",
     "search_audit",
     "seat_history",
@@ -73,29 +74,32 @@ def read_status(runtime: WebRuntime, snapshot: PolicySnapshot, now: int) -> Stat
     reported = runtime.status()
     cache: dict[str, Any] = {}
 
-    def ledger_figures() -> dict[str, Any]:
-        """What the ledger says, read only if the runtime left something out."""
-        if not cache:
-            with runtime.ledger.transaction() as tx:
-                report = tx.licence_report()
-            backlog, failing = _outbox_figures(runtime.ledger.engine)
-            policy = SeatPolicy.restore(runtime.engine.settings, snapshot)
-            cache.update(
-                capacity=policy.capacity(),
-                tier=report.tier if report else None,
-                licensed=report.licensed if report else None,
-                licence_reported_at=report.reported_at if report else None,
-                outbox_backlog=backlog,
-                directory_errors=failing,
-            )
-        return cache
+    def ledger_figures(name: str) -> Any:
+        """What the ledger says, read only if the runtime left something out (and only the
+        part that is needed: the licence report, the outbox, or the policy's capacity)."""
+        if name in ("tier", "licensed", "licence_reported_at"):
+            if "tier" not in cache:
+                with runtime.ledger.transaction() as tx:
+                    report = tx.licence_report()
+                cache.update(
+                    tier=report.tier if report else None,
+                    licensed=report.licensed if report else None,
+                    licence_reported_at=report.reported_at if report else None,
+                )
+        elif name in ("outbox_backlog", "directory_errors"):
+            if "outbox_backlog" not in cache:
+                backlog, failing = _outbox_figures(runtime.ledger.engine)
+                cache.update(outbox_backlog=backlog, directory_errors=failing)
+        elif name not in cache:
+            cache[name] = SeatPolicy.restore(runtime.engine.settings, snapshot).capacity()
+        return cache[name]
 
     def get(name: str, default: Callable[[], object] = lambda: None) -> object:
         value = getattr(reported, name, None)
         return default() if value is None else value
 
     def from_ledger(name: str) -> Callable[[], object]:
-        return lambda: ledger_figures()[name]
+        return lambda: ledger_figures(name)
 
     status = Status(
         now=now,
@@ -226,6 +230,15 @@ def queue(
         wait = max(0, free_at[index] - now) if index < len(free_at) else None
         out.append(WaiterView(waiter.user, index + 1, waiter.queued_at, wait))
     return out
+
+
+def queue_position(
+    snapshot: PolicySnapshot, settings: PolicySettings, user: str, now: int
+) -> int | None:
+    """`user`'s place in the waiting line (1: served next), as `queue` gives it; None if
+    not waiting."""
+    ordered = _service_order(snapshot.waiters, settings, now)
+    return next((i + 1 for i, w in enumerate(ordered) if w.user == user), None)
 
 
 def _service_order(waiters: Sequence[Waiter], settings: PolicySettings, now: int) -> list[Waiter]:
