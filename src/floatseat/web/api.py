@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from floatseat.domain.policy import (
     Activity,
@@ -177,9 +178,13 @@ def _bad(error: Exception) -> HTTPException:
 
 
 @router.get("/status", response_model=StatusPublic, tags=["status"])
-def get_status(ctx: Context, _: Reader) -> StatusPublic:
+async def get_status(ctx: Context, _: Reader) -> StatusPublic:
     """Seats held against capacity (floating seats only), the queue, licence and warnings."""
-    return status_public(ctx.status())
+    # A reading at most `STATUS_TTL_S` old answers without a thread-pool hop or the database.
+    s = ctx.recent_status()
+    if s is None:
+        s = await run_in_threadpool(ctx.fresh_status)
+    return status_public(s)
 
 
 @router.get("/seats", response_model=list[HolderPublic], tags=["seats"])

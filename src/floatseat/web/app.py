@@ -42,7 +42,7 @@ from floatseat.web.metrics import Metrics
 from floatseat.web.pages import CSP, static_router
 from floatseat.web.pages import router as pages_router
 from floatseat.web.ports import WebRuntime
-from floatseat.web.security import ActivitySignatures, Sessions
+from floatseat.web.security import SAFE_METHODS, ActivitySignatures, Sessions
 from floatseat.web.settings import WebSettings
 from floatseat.web.store import WebStore
 
@@ -100,6 +100,8 @@ def create_app(
         started = time.perf_counter()
         request.state.session = ctx.sessions.load(request)
         response = await call_next(request)
+        if request.method not in SAFE_METHODS:
+            ctx.forget_status()  # it may have changed something the status shows
         session = request.state.session
         if session.dirty:
             ctx.sessions.store(request, response, session)

@@ -7,6 +7,7 @@ look at cookies or headers themselves.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -34,7 +35,13 @@ from floatseat.web.settings import WebSettings
 from floatseat.web.store import Role, WebStore
 from floatseat.web.views import Status, read_status
 
-__all__ = ["Admin", "Context", "Reader", "WebContext"]
+__all__ = ["STATUS_TTL_S", "Admin", "Context", "Reader", "WebContext"]
+
+# Seconds GET /api/v1/status may answer from its last reading. A seat event this process
+# commits, or any change made through the app (a non-GET request), ends a reading at once;
+# what changes elsewhere (moves the directory worker finishes, a licence report, another
+# process's writes) shows up to this much later. The dashboard's pages always read afresh.
+STATUS_TTL_S = 0.25
 
 
 @dataclass
@@ -51,6 +58,10 @@ class WebContext:
     metrics: Metrics | None = field(default=None)
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     setup_lock: threading.Lock = field(default_factory=threading.Lock)
+    # GET /api/v1/status's last reading: (monotonic time, the engine's last commit then, it)
+    _status_cache: tuple[float, PolicySnapshot | None, Status] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def now(self) -> int:
         return self.runtime.now()
@@ -60,6 +71,32 @@ class WebContext:
 
     def status(self, snapshot: PolicySnapshot | None = None) -> Status:
         return read_status(self.runtime, snapshot or self.snapshot(), self.now())
+
+    def recent_status(self) -> Status | None:
+        """The status read within `STATUS_TTL_S`, if this process committed no seat event
+        since (and the app changed nothing since: see `forget_status`); None: read it."""
+        known = self._status_cache
+        if (
+            known is not None
+            and time.monotonic() - known[0] < STATUS_TTL_S
+            and known[1] is self._last_commit()
+        ):
+            return known[2]
+        return None
+
+    def fresh_status(self) -> Status:
+        """`status()`, remembered for `recent_status` (blocking: from the thread pool)."""
+        started, mark = time.monotonic(), self._last_commit()
+        s = self.status()
+        self._status_cache = (started, mark, s)
+        return s
+
+    def forget_status(self) -> None:
+        self._status_cache = None
+
+    def _last_commit(self) -> PolicySnapshot | None:
+        peek = getattr(self.runtime.engine, "peek", None)
+        return peek() if callable(peek) else None
 
     def canonical_user(self, name: str, snapshot: PolicySnapshot | None = None) -> str:
         """`name` as the directory spells it (usernames compare case-insensitively)."""
