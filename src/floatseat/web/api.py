@@ -183,7 +183,10 @@ async def get_status(ctx: Context, _: Reader) -> StatusPublic:
     # A reading at most `STATUS_TTL_S` old answers without a thread-pool hop or the database.
     s = ctx.recent_status()
     if s is None:
-        s = await run_in_threadpool(ctx.fresh_status)
+        async with ctx.status_refresh():  # one reading at a time; the others wait for it
+            s = ctx.recent_status()
+            if s is None:
+                s = await run_in_threadpool(ctx.fresh_status)
     return status_public(s)
 
 
@@ -484,7 +487,7 @@ async def activity_reporter(request: Request, ctx: Context) -> Principal:
         422: {"description": "A malformed body, or `at` outside the accepted window."},
     },
 )
-def report_activity(
+async def report_activity(
     body: ActivityIn,
     ctx: Context,
     _: Annotated[Principal, Depends(activity_reporter)],
@@ -496,7 +499,9 @@ def report_activity(
     `X-Floatseat-Signature: sha256=<hex HMAC-SHA256(key, "<timestamp>." + raw body)>`.
     A signature is accepted once, within the replay window.
     """
-    return record_activity(ctx, body.user, body.at)
+    # `async def` with the work in the thread pool: one hop, where a plain `def` takes two
+    # (FastAPI validates a sync route's response in the pool too).
+    return await run_in_threadpool(record_activity, ctx, body.user, body.at)
 
 
 def record_activity(ctx: WebContext, user: str, at: datetime | None) -> ActivityPublic:

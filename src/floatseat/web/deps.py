@@ -6,6 +6,7 @@ look at cookies or headers themselves.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ class WebContext:
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     setup_lock: threading.Lock = field(default_factory=threading.Lock)
     # GET /api/v1/status's last reading: (monotonic time, the engine's last commit then, it)
+    _status_refresh: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = field(
+        default=None, init=False, repr=False
+    )
     _status_cache: tuple[float, PolicySnapshot | None, Status] | None = field(
         default=None, init=False, repr=False
     )
@@ -90,6 +94,13 @@ class WebContext:
         s = self.status()
         self._status_cache = (started, mark, s)
         return s
+
+    def status_refresh(self) -> asyncio.Lock:
+        """Lets one request at a time read the status afresh (the others then reuse it)."""
+        loop = asyncio.get_running_loop()  # a lock serves one event loop (tests run several)
+        if self._status_refresh is None or self._status_refresh[0] is not loop:
+            self._status_refresh = (loop, asyncio.Lock())
+        return self._status_refresh[1]
 
     def forget_status(self) -> None:
         self._status_cache = None
