@@ -501,7 +501,8 @@ async def report_activity(
     """
     # `async def` with the work in the thread pool: one hop, where a plain `def` takes two
     # (FastAPI validates a sync route's response in the pool too).
-    return await run_in_threadpool(record_activity, ctx, body.user, body.at)
+    async with ctx.activity_turn():
+        return await run_in_threadpool(record_activity, ctx, body.user, body.at)
 
 
 def record_activity(ctx: WebContext, user: str, at: datetime | None) -> ActivityPublic:

@@ -60,8 +60,8 @@ class WebContext:
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     setup_lock: threading.Lock = field(default_factory=threading.Lock)
     # GET /api/v1/status's last reading: (monotonic time, the engine's last commit then, it)
-    _status_refresh: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = field(
-        default=None, init=False, repr=False
+    _loop_locks: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = field(
+        default_factory=dict, init=False, repr=False
     )
     _status_cache: tuple[float, PolicySnapshot | None, Status] | None = field(
         default=None, init=False, repr=False
@@ -97,10 +97,19 @@ class WebContext:
 
     def status_refresh(self) -> asyncio.Lock:
         """Lets one request at a time read the status afresh (the others then reuse it)."""
+        return self._loop_lock("status")
+
+    def activity_turn(self) -> asyncio.Lock:
+        """Activity reports take turns on the event loop: the runtime decides one event at a
+        time anyway, and requests waiting here cost less than threads parked on its lock."""
+        return self._loop_lock("activity")
+
+    def _loop_lock(self, name: str) -> asyncio.Lock:
         loop = asyncio.get_running_loop()  # a lock serves one event loop (tests run several)
-        if self._status_refresh is None or self._status_refresh[0] is not loop:
-            self._status_refresh = (loop, asyncio.Lock())
-        return self._status_refresh[1]
+        known = self._loop_locks.get(name)
+        if known is None or known[0] is not loop:
+            known = self._loop_locks[name] = (loop, asyncio.Lock())
+        return known[1]
 
     def forget_status(self) -> None:
         self._status_cache = None
