@@ -236,20 +236,27 @@ def queue_position(
     snapshot: PolicySnapshot, settings: PolicySettings, user: str, now: int
 ) -> int | None:
     """`user`'s place in the waiting line (1: served next), as `queue` gives it; None if
-    not waiting."""
-    ordered = _service_order(snapshot.waiters, settings, now)
-    return next((i + 1 for i, w in enumerate(ordered) if w.user == user), None)
+    not waiting. Counts who comes first instead of sorting the line."""
+    key = _service_key(settings, now)
+    mine = next((key(w) for w in snapshot.waiters if w.user == user), None)
+    if mine is None:
+        return None
+    return 1 + sum(1 for w in snapshot.waiters if key(w) < mine)
 
 
 def _service_order(waiters: Sequence[Waiter], settings: PolicySettings, now: int) -> list[Waiter]:
     """The policy's service order (`SeatPolicy._service_order`): rank with aging, then time."""
+    return sorted(waiters, key=_service_key(settings, now))
+
+
+def _service_key(settings: PolicySettings, now: int) -> Callable[[Waiter], tuple[int, int, str]]:
     aging = settings.queue_aging_s
 
     def key(w: Waiter) -> tuple[int, int, str]:
         rank = w.rank + ((now - w.queued_at) // aging if aging else 0)
         return (-rank, w.queued_at, w.user)
 
-    return sorted(waiters, key=key)
+    return key
 
 
 def _seat_free_times(
