@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from simulator import SimHandle, running_simulator
-from test_serve_sim import Stepper, enabled, running_service, wait_for
+from test_serve_sim import Stepper, enabled, node_alive, running_service, settings_for, wait_for
 from typer.testing import CliRunner
 
 from floatseat.cli import app
 from floatseat.service.bootstrap import build_service, connect_directory
 from floatseat.service.ports import AuditKind
-from floatseat.service.settings import ServeSettings, load_settings
-from floatseat.sim.logs import AccessRecord, LogSink
 
 E, D = "IUM_Enabled", "IUM_Disabled"
 VERSION = "9.3.1"
-USERS_GROUP = "confluence-users"
 
 
 def prepare(sim: SimHandle, state_dir: Path, *extra: str) -> None:
@@ -47,41 +43,6 @@ def prepare(sim: SimHandle, state_dir: Path, *extra: str) -> None:
     assert set(state["groups"][D]) | set(state["groups"][E]) == set(sim.users)
     assert E.casefold() in {g.casefold() for g in state["can_use"]}
     assert state["licence_violations"] == 0
-
-
-def settings_for(sim: SimHandle, tmp_path: Path, logs: Path, **extra: Any) -> ServeSettings:
-    nodes = LogSink(logs, "confluence", 2).followed_nodes()
-    policy = {
-        "idle_timeout_s": 900,
-        "min_hold_s": 60,
-        "reserve": 0,
-        "warn_before_s": 0,
-        "preempt": False,
-        "sweep_interval_s": 30,
-        "queue_timeout_s": 7200,
-        "max_revokes_per_sweep": 0,
-        **extra.pop("policy", {}),
-    }
-    return load_settings(
-        None,
-        product="confluence",
-        base_url=sim.base_url,
-        username=sim.admin_user,
-        password=sim.admin_password,
-        state_dir=tmp_path / "state",
-        users_group=USERS_GROUP,
-        excluded_users=["admin"],
-        nodes=nodes,
-        policy=policy,
-        **extra,
-    )
-
-
-def node_alive(sim: SimHandle, node: int) -> None:
-    sim.sim.log_access(
-        node,
-        AccessRecord(at=sim.sim.now(), method="GET", uri="/status", status=200, size=0, took_ms=1),
-    )
 
 
 def test_seats_float_on_confluence(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from floatseat.sim.logs import AccessRecord, LogSink
 
 E, D = "IUM_Enabled", "IUM_Disabled"
 USERS_GROUP = "jira-software-users"
+USERS_GROUPS = {"jira": USERS_GROUP, "confluence": "confluence-users"}  # the products' own
 
 
 def prepare(sim: SimHandle, state_dir: Path) -> None:
@@ -57,7 +58,8 @@ def prepare(sim: SimHandle, state_dir: Path) -> None:
 
 
 def settings_for(sim: SimHandle, tmp_path: Path, logs: Path, **extra: Any) -> ServeSettings:
-    nodes = LogSink(logs, "jira", 2).followed_nodes()
+    """`floatseat serve`'s settings for `sim` (Jira or Confluence) and the logs it writes."""
+    nodes = LogSink(logs, sim.product, 2).followed_nodes()
     policy = {
         "idle_timeout_s": 900,
         "min_hold_s": 60,
@@ -71,12 +73,12 @@ def settings_for(sim: SimHandle, tmp_path: Path, logs: Path, **extra: Any) -> Se
     }
     return load_settings(
         None,
-        product="jira",
+        product=sim.product,
         base_url=sim.base_url,
         username=sim.admin_user,
         password=sim.admin_password,
         state_dir=tmp_path / "state",
-        users_group=USERS_GROUP,
+        users_group=USERS_GROUPS[sim.product],
         excluded_users=["admin"],
         nodes=nodes,
         policy=policy,
