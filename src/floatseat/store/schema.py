@@ -158,3 +158,45 @@ policy_overrides = sa.Table(
     sa.Column("set_by", Username, nullable=False),
     sa.Column("set_at", Seconds, nullable=False),
 )
+
+# High availability (docs/operations.md): one row naming the leader. The epoch rises by one
+# at every takeover; the leader checks it before every directory call (fencing), so that a
+# deposed leader's late call is refused before it is made.
+leadership = sa.Table(
+    "leadership",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("leader", sa.String(255)),  # the instance's name, NULL before the first
+    sa.Column("since", Seconds),
+    sa.Column("heartbeat_at", Seconds),
+    sa.CheckConstraint("id = 1", name="single_row"),
+)
+
+# Activity that did not come from this process's own log followers: cluster agents'
+# batches and activity reported to a follower. The leader takes it in id order and deletes
+# what the engine committed (by id: ids may commit out of order, so no cursor).
+activity_inbox = sa.Table(
+    "activity_inbox",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("node", sa.String(255), nullable=False),
+    sa.Column("username", Username, nullable=False),
+    sa.Column("at", Seconds, nullable=False),
+    sa.Column("urgent", sa.Boolean, nullable=False),  # a refused login or a seat path
+    sa.Column("refused", sa.Boolean, nullable=False),  # a refused login
+    sa.Column("received_at", Seconds, nullable=False),
+    sa.Column("source", sa.String(255), nullable=False),  # "agent:<id>", "api:<instance>"
+)
+
+# The last batch accepted from each cluster agent: a batch sent again (the agent did not
+# hear the answer) is acknowledged and not counted twice.
+agent_batches = sa.Table(
+    "agent_batches",
+    metadata,
+    sa.Column("agent_id", sa.String(64), primary_key=True),
+    sa.Column("node", sa.String(255), nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_at", Seconds, nullable=False),  # when it was accepted
+    sa.Column("log_at", Seconds),  # when the agent's logs last grew, as the agent saw it
+)
