@@ -190,6 +190,9 @@ class AtlassianHttp(_Closing):
     - `sleep`, `random`: `time.sleep` and `random.random` unless a test injects its own.
     - `clock`: monotonic seconds, to know how long ago the rate limiter said "no tokens".
     - `wall_clock`: Unix seconds, to turn a `Retry-After` HTTP date into a delay.
+
+    `fence`, called with the call's method and path before every attempt, may raise to stop
+    the call before anything is sent (a deposed leader's retries, see store/leadership.py).
     """
 
     def __init__(
@@ -211,6 +214,7 @@ class AtlassianHttp(_Closing):
         auth = client.auth
         self._secrets = auth.secrets if isinstance(auth, _CredentialsAuth) else ()
         self._not_before: float | None = None  # the rate limiter's bucket is empty until then
+        self.fence: Callable[[str], None] = _unfenced
 
     def __repr__(self) -> str:
         auth = self.client.auth
@@ -248,6 +252,7 @@ class AtlassianHttp(_Closing):
         hint: float | None
         for attempt in range(1, self.policy.attempts + 1):
             waited += self._wait_for_rate_limiter(waited)
+            self.fence(what)
             try:
                 response = self.client.request(
                     method, path, params=params, json=json, headers=headers
@@ -433,6 +438,10 @@ class HttpConnector(_Closing):
     @property
     def base_url(self) -> str:
         return str(self.http.client.base_url).rstrip("/")
+
+
+def _unfenced(_what: str) -> None:
+    return None
 
 
 def segment(value: str) -> str:

@@ -20,10 +20,12 @@ from floatseat.domain.policy import PolicySettings, SettingsError
 from floatseat.service.engine import SeatEngine
 from floatseat.service.feeds import Feeds
 from floatseat.service.outbox import DEFAULT_OUTBOX, OutboxExecutor, OutboxSettings, ShadowOutbox
+from floatseat.service.ports import Leadership, SoloLeadership
 from floatseat.service.reconcile import Reconciler, ReconcileSettings
 from floatseat.service.runner import ActivityLoop, DirectoryWorker, Service
 from floatseat.service.runtime import Runtime, with_overrides
 from floatseat.service.settings import ServeSettings
+from floatseat.store.inbox import Inbox
 from floatseat.store.ledger import SqlLedger
 
 log = logging.getLogger(__name__)
@@ -106,10 +108,17 @@ def connect_directory(settings: ServeSettings) -> ManagedDirectory:
     if settings.product == "confluence":
         from floatseat.directory.confluence import ConfluenceDirectory
 
-        return ConfluenceDirectory.connect(settings.base_url, credentials, groups=settings.groups)
+        return ConfluenceDirectory.connect(
+            settings.base_url,
+            credentials,
+            groups=settings.groups,
+            timeout=settings.directory_timeout_s,
+        )
     from floatseat.directory.jira import JiraDirectory
 
-    return JiraDirectory.connect(settings.base_url, credentials, groups=settings.groups)
+    return JiraDirectory.connect(
+        settings.base_url, credentials, groups=settings.groups, timeout=settings.directory_timeout_s
+    )
 
 
 def build_service(
@@ -155,7 +164,9 @@ def build_service(
         health=feeds.health,
         settings=settings,
     )
-    runtime.feed_lag = lambda: feeds.lag(int(clock()))
+    leadership, inbox = _cluster(settings, services.ledger, directory)
+    runtime.leadership, runtime.inbox = leadership, inbox
+    runtime.forward_wait_s = settings.forward_wait_s
     executor: OutboxExecutor | ShadowOutbox = (
         ShadowOutbox(services.ledger, outbox) if settings.shadow else services.outbox
     )
@@ -175,6 +186,14 @@ def build_service(
         coalesce_s=settings.coalesce_s,
         stall_check_interval_s=settings.stall_check_interval_s,
     )
+    activity.inbox = inbox
+    runtime.feed_lag = lambda: activity.feeds.lag(int(clock()))
+
+    def feeds_from_ledger() -> Feeds:  # a new leader reads on where the last one stopped
+        with services.ledger.transaction() as tx:
+            saved = tx.feed_positions()
+        return Feeds(settings, saved, now=int(clock()))
+
     worker = DirectoryWorker(
         runtime, executor, reconciler, reconcile_interval_s=settings.reconcile_interval_s
     )
@@ -184,6 +203,36 @@ def build_service(
         worker,
         poll_interval_s=settings.poll_interval_s,
         outbox_interval_s=settings.outbox_interval_s,
+        heartbeat_s=settings.ha_heartbeat_s,
         clock=clock,
+        feeds_factory=feeds_from_ledger,
     )
     return Served(services, runtime, service, settings, directory)
+
+
+def _cluster(
+    settings: ServeSettings, ledger: SqlLedger, directory: ManagedDirectory
+) -> tuple[Leadership, Inbox]:
+    """The leadership (elected on PostgreSQL, solo on SQLite) and the activity inbox. On
+    PostgreSQL every directory call of this instance is fenced by its leadership."""
+    inbox = Inbox(ledger.engine)
+    if ledger.engine.dialect.name != "postgresql":
+        return SoloLeadership(), inbox
+    from floatseat.directory.http import AtlassianHttp
+    from floatseat.store.leadership import PostgresLeadership
+
+    leadership = PostgresLeadership(
+        ledger.engine,
+        settings.instance_name,
+        lease_s=settings.ha_lease_s,
+        leader_timeout_s=settings.ha_leader_timeout_s,
+        takeover_grace_s=settings.takeover_grace_s,
+    )
+    http = getattr(directory, "http", None)
+    if not isinstance(http, AtlassianHttp):
+        raise SettingsError(
+            "several instances on PostgreSQL need a directory whose calls can be fenced "
+            f"(an HTTP connector), not {type(directory).__name__}"
+        )
+    http.fence = lambda _what: leadership.check()
+    return leadership, inbox

@@ -44,3 +44,7 @@ class DirectoryError(EngineError):
 
 class DirectoryUnavailable(DirectoryError):
     """A transient failure: the network, a 5xx, a 429. The same call may succeed later."""
+
+
+class Deposed(EngineError):
+    """This instance is not (or no longer) the leader: it must not touch the directory."""

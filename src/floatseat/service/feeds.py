@@ -247,6 +247,19 @@ class Feeds:
                 self.health.readable(node.name)
         return out
 
+    def remote(self, nodes: Mapping[str, int | None], now: int) -> None:
+        """Nodes whose logs a cluster agent follows: node -> when the agent last saw its logs
+        grow (None: not yet). A node first heard of now is watched from now; an agent that
+        stops reporting leaves its node quiet, and the node stalls like a local one."""
+        for node, log_at in nodes.items():
+            if node not in self.last_growth:
+                self.health.watch(node, now)
+                self.last_growth[node] = now
+            if log_at is not None and log_at > self.last_growth[node]:
+                grew = min(log_at, now)  # an agent's clock ahead of ours is not the future
+                self.health.grew(node, grew)
+                self.last_growth[node] = grew
+
     def lag(self, now: int) -> dict[str, int]:
         """Seconds since each node's logs last grew."""
         return {name: max(0, now - at) for name, at in self.last_growth.items()}

@@ -6,7 +6,7 @@ imports SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -226,3 +226,117 @@ class Ledger(Protocol):
     """The durable seat ledger."""
 
     def transaction(self) -> AbstractContextManager[LedgerTransaction]: ...
+
+
+# -- high availability ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeaderInfo:
+    """Who leads under which epoch (the `leadership` row); leader None: nobody yet."""
+
+    epoch: int
+    leader: str | None
+    since: int | None
+    heartbeat_at: int | None
+
+
+class Leadership(Protocol):
+    """This instance's part in leader election (store/leadership.py on PostgreSQL)."""
+
+    instance: str
+    takeover_grace_s: float
+
+    @property
+    def leading(self) -> bool: ...
+
+    def acting(self) -> bool:
+        """Leading and past the takeover grace: may call the directory."""
+        ...
+
+    def campaign(self) -> bool:
+        """Renew the leadership or try to take it; whether this instance leads now."""
+        ...
+
+    def check(self) -> None:
+        """Raise `Deposed` unless this instance leads now (the fence before a directory call)."""
+        ...
+
+    def release_in_flight(self) -> int:
+        """After a takeover's grace: retry at once the moves a previous leader left in flight."""
+        ...
+
+    def info(self) -> LeaderInfo | None: ...
+
+    def resign(self) -> None: ...
+
+
+class SoloLeadership:
+    """One instance on its own (the SQLite ledger): always the leader, nothing to check."""
+
+    instance = "solo"
+    takeover_grace_s = 0.0
+
+    @property
+    def leading(self) -> bool:
+        return True
+
+    def acting(self) -> bool:
+        return True
+
+    def campaign(self) -> bool:
+        return True
+
+    def check(self) -> None:
+        return None
+
+    def release_in_flight(self) -> int:
+        return 0
+
+    def info(self) -> LeaderInfo | None:
+        return None
+
+    def resign(self) -> None:
+        return None
+
+
+class ActivityInbox(Protocol):
+    """Activity for the leader that did not come from its own log followers: agents'
+    batches, and activity reported to a follower (store/inbox.py)."""
+
+    def add(self, items: Sequence[InboxItem], *, source: str, now: int) -> list[int]: ...
+
+    def pending(self, ids: Iterable[int]) -> bool:
+        """Whether any of these items is still waiting for the leader."""
+        ...
+
+    def take(self, limit: int = 5000) -> list[TakenItem]:
+        """The oldest items, in id order (the leader's)."""
+        ...
+
+    def done(self, ids: Iterable[int]) -> None:
+        """Forget items whose activity the engine committed (the leader's)."""
+        ...
+
+    def agent_nodes(self) -> dict[str, int | None]:
+        """Nodes that cluster agents report for -> when their logs last grew."""
+        ...
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One sighting of a user, as a follower of some node's logs saw it."""
+
+    node: str
+    user: str
+    at: int
+    urgent: bool = False
+    refused: bool = False
+
+
+@dataclass(frozen=True)
+class TakenItem:
+    id: int
+    item: InboxItem
+    source: str
+    received_at: int

@@ -34,6 +34,7 @@ from floatseat.domain.policy import Activity, Sweep
 from floatseat.service.errors import DirectoryError, EngineError
 from floatseat.service.feeds import Feeds, Seen
 from floatseat.service.outbox import OutboxExecutor, PassReport, ShadowOutbox
+from floatseat.service.ports import ActivityInbox
 from floatseat.service.reconcile import Reconciler, ReconcileReport
 from floatseat.service.runtime import Runtime
 
@@ -125,29 +126,54 @@ class ActivityLoop:
         self._unknown: dict[str, tuple[Seen, float]] = {}
         self.unknown_wait_s = 120.0
         self.on_unknown_user: Callable[[], None] = lambda: None
+        # Agents' batches and followers' activity (several instances), None: none.
+        self.inbox: ActivityInbox | None = None
+
+    def begin_term(self, feeds: Feeds | None, now: float) -> None:
+        """This instance has just become the leader: read on from the positions the last
+        leader saved (in `feeds`), with nothing of an earlier term in memory."""
+        if feeds is not None:
+            self.feeds.close()
+            self.feeds = feeds
+        self.coalescer = Coalescer(self.coalescer.window_s)
+        self._unknown.clear()
+        self._next_sweep = None
+        self._next_stall_check = float("-inf")
+        self._unsaved = False
+        log.info("activity: leading from %d", int(now))
 
     def step(self, now: float) -> StepReport:
         report = StepReport()
         t = int(now)
         polled = self.feeds.poll(t)
         self.runtime.counters.malformed_lines = self.feeds.malformed
-        report.seen = len(polled.seen)
+        taken = self.inbox.take() if self.inbox is not None else []
+        # Usernames are compared folded (`Seen.user`): an agent sends them as logged.
+        remote = [
+            Seen(i.item.user.casefold(), i.item.at, i.item.urgent, i.item.node, i.item.refused)
+            for i in taken
+        ]
+        report.seen = len(polled.seen) + len(remote)
         if polled.lines or polled.seen:
             self._unsaved = True
         state = self.runtime.state()
         names = self._spelling(state.figures.pool)
-        seen = self._known(polled.seen, names, now)
+        seen = self._known([*polled.seen, *remote], names, now)
         holders = frozenset(h.user for h in state.holders)
         events = self.coalescer.offer(seen, now, holders) + self.coalescer.due(now)
         if events:
             self.runtime.submit_all(events)
             report.submitted = len(events)
+        if taken and self.inbox is not None:
+            self.inbox.done(i.id for i in taken)  # committed (or only a coalesced refresh)
         if self._unsaved and (
             now - self._last_save >= self.save_interval_s or any(s.urgent for s in seen)
         ):
             self.save_positions(t)
             report.saved = True
         if now >= self._next_stall_check:
+            if self.inbox is not None:
+                self.feeds.remote(self.inbox.agent_nodes(), t)
             self.runtime.set_stalls(self.feeds.health.stalls(t), t)
             self._next_stall_check = now + self.stall_check_interval_s
         if self._next_sweep is None or now >= self._next_sweep:
@@ -230,6 +256,15 @@ class DirectoryWorker:
     def wake(self) -> None:
         self.wakeup.set()
 
+    def begin_term(self) -> None:
+        """This instance may call the directory again (it became the leader and its
+        grace is over): take over what a previous leader left in flight, reconcile first."""
+        with self._lock:
+            released = self.runtime.leadership.release_in_flight()
+            if released:
+                log.info("took over %d moves a previous leader left in flight", released)
+            self._next_reconcile = None
+
     def step(self, now: float) -> PassReport | None:
         with self._lock:
             if self.reconciler is not None and (
@@ -307,50 +342,95 @@ class Service:
         *,
         poll_interval_s: float = 0.25,
         outbox_interval_s: float = 2.0,
+        heartbeat_s: float = 1.0,
         clock: Callable[[], float] = time.time,
+        feeds_factory: Callable[[], Feeds] | None = None,
     ) -> None:
         self.runtime = runtime
         self.activity = activity
         self.directory = directory
         self.poll_interval_s = poll_interval_s
         self.outbox_interval_s = outbox_interval_s
+        self.heartbeat_s = heartbeat_s
         self.clock = clock
+        # Builds the feeds from the positions saved in the ledger, for a new leader's term.
+        self.feeds_factory = feeds_factory
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._activity_term = False  # the activity loop runs as this instance's leadership
+        self._directory_term = False  # the directory worker may act
         runtime.wake_directory = directory.wake
         runtime.reconciler = lambda: directory.reconcile_now(int(clock()))
         activity.on_unknown_user = lambda: directory.reconcile_soon(clock())
 
     def start(self) -> None:
-        """Reconcile and run the outbox once (so that the pool is known before the first
-        line is read), then start both loops."""
+        """Campaign once; as the leader, reconcile and run the outbox once (so that the pool
+        is known before the first line is read); then start the loops."""
         now = self.clock()
-        self.runtime.apply_flags(int(now))
-        try:
-            self.directory.step(now)
-        except EngineError as error:
-            log.warning("first reconciliation: %s", error)
-        for name, target in (("activity", self._run_activity), ("directory", self._run_directory)):
+        leadership = self.runtime.leadership
+        if leadership.campaign():
+            self._activity_term = True  # the feeds were built from the saved positions
+            self.runtime.apply_flags(int(now))
+            if leadership.acting():
+                self._directory_term = True
+                try:
+                    self.directory.step(now)
+                except EngineError as error:
+                    log.warning("first reconciliation: %s", error)
+        loops = (
+            ("activity", self._run_activity),
+            ("directory", self._run_directory),
+            ("leadership", self._run_leadership),
+        )
+        for name, target in loops:
             thread = threading.Thread(target=target, name=f"floatseat-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loops (the leader saves the feeds' positions), then resign."""
         self.stopping.set()
         self.directory.wake()
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
+        self.runtime.leadership.resign()
 
     def alive(self) -> bool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
+    def _run_leadership(self) -> None:
+        leadership = self.runtime.leadership
+        while not self.stopping.is_set():
+            was = leadership.leading
+            try:
+                now_leading = leadership.campaign()
+            except Exception:  # never let the campaign die: a follower must be able to lead
+                log.exception("leader election failed; trying again")
+                now_leading = False
+            if now_leading and not was:
+                self.directory.wake()
+            self.stopping.wait(self.heartbeat_s)
+
+    def _activity_turn(self, now: float) -> None:
+        leading = self.runtime.leadership.leading
+        if leading and not self._activity_term:
+            feeds = self.feeds_factory() if self.feeds_factory is not None else None
+            self.activity.begin_term(feeds, now)
+            self._activity_term = True
+            self.runtime.apply_flags(int(now))
+        elif not leading and self._activity_term:
+            log.info("activity: following (another instance leads)")
+            self._activity_term = False
+        if leading:
+            self.activity.step(now)
 
     def _run_activity(self) -> None:
         try:
             while not self.stopping.is_set():
                 started = time.monotonic()
                 try:
-                    self.activity.step(self.clock())
+                    self._activity_turn(self.clock())
                 except EngineError as error:
                     log.warning("activity loop: %s", error)
                 rest = self.poll_interval_s - (time.monotonic() - started)
@@ -358,16 +438,29 @@ class Service:
                     self.stopping.wait(rest)
         finally:
             try:
-                self.activity.close(int(self.clock()))
+                if self._activity_term and self.runtime.leadership.leading:
+                    self.activity.close(int(self.clock()))
+                else:
+                    self.activity.feeds.close()
             except EngineError as error:
                 log.warning("saving the feeds' positions at stop failed: %s", error)
+
+    def _directory_turn(self, now: float) -> None:
+        leadership = self.runtime.leadership
+        if not leadership.acting():
+            self._directory_term = False
+            return
+        if not self._directory_term:
+            self.directory.begin_term()
+            self._directory_term = True
+        self.directory.step(now)
 
     def _run_directory(self) -> None:
         while not self.stopping.is_set():
             self.directory.wakeup.clear()
             try:
-                self.directory.step(self.clock())
-            except EngineError as error:  # the ledger failed: try again later
+                self._directory_turn(self.clock())
+            except EngineError as error:  # the ledger failed, or deposed: try again later
                 log.warning("directory worker: %s", error)
             except Exception:  # a bug must not silently stop every grant
                 log.exception("directory worker failed; retrying")

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from floatseat.domain.feeds import FeedHealth, Stall
 from floatseat.domain.policy import (
+    Activity,
     Decision,
     Event,
     Grant,
@@ -51,10 +52,14 @@ from floatseat.domain.policy import (
 from floatseat.service.engine import SeatEngine
 from floatseat.service.ports import (
     ADMIN_RULE_PREFIX,
+    ActivityInbox,
     AuditEntry,
     AuditKind,
     Flag,
+    InboxItem,
+    Leadership,
     PolicyOverride,
+    SoloLeadership,
 )
 
 if TYPE_CHECKING:
@@ -182,6 +187,11 @@ class RuntimeStatus:
     drift_repairs: int  # since the service started
     malformed_lines: int  # since the service started
     feed_lag_s: dict[str, int]  # by node: seconds since its logs last grew
+    # High availability: "solo" (SQLite), "leader", "leader-taking-over" or "follower".
+    role: str = "solo"
+    instance: str = "solo"
+    leader: str | None = None  # the leading instance, as the ledger names it
+    epoch: int | None = None
 
     # The names the web side reads too.
     @property
@@ -237,6 +247,10 @@ class Runtime:
     on_decisions: Callable[[Sequence[Decision]], None] = lambda _decisions: None
     reconciler: Callable[[], ReconcileReport] | None = None
     feed_lag: Callable[[], dict[str, int]] = dict
+    leadership: Leadership = field(default_factory=SoloLeadership)
+    # Where activity goes while this instance follows (None: decided here, as solo).
+    inbox: ActivityInbox | None = None
+    forward_wait_s: float = 2.0
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     # The policy's state as `status()` last loaded it, with the ledger's version then.
     _status_state: tuple[int, PolicySnapshot] | None = field(default=None, init=False, repr=False)
@@ -301,14 +315,55 @@ class Runtime:
             last_reconciliation_at=counters.last_reconciliation_at,
             drift_repairs=counters.drift_repairs,
             malformed_lines=counters.malformed_lines,
-            feed_lag_s=self.feed_lag(),
+            feed_lag_s=self.feed_lag() if self.leadership.leading else {},
+            **self._role(),
         )
+
+    def _role(self) -> dict[str, Any]:
+        leadership = self.leadership
+        info = leadership.info()
+        if info is None:
+            return {"role": "solo", "instance": leadership.instance}
+        if not leadership.leading:
+            role = "follower"
+        else:
+            role = "leader" if leadership.acting() else "leader-taking-over"
+        return {
+            "role": role,
+            "instance": leadership.instance,
+            "leader": info.leader,
+            "epoch": info.epoch,
+        }
 
     # -- acting ----------------------------------------------------------------------------
 
+    @property
+    def follows(self) -> bool:
+        """Another instance leads: activity goes to it through the inbox."""
+        return self.inbox is not None and not self.leadership.leading
+
+    def forward(self, activity: Activity, *, urgent: bool = True) -> bool:
+        """Leave `activity` for the leader; whether it took it within `forward_wait_s`.
+
+        Committed before this returns, so the activity is never lost: a leader that dies
+        before taking it leaves it to the next."""
+        assert self.inbox is not None
+        item = InboxItem("api", activity.user, activity.at, urgent=urgent)
+        ids = self.inbox.add([item], source=f"api:{self.leadership.instance}", now=self.now())
+        deadline = time.monotonic() + self.forward_wait_s
+        while self.inbox.pending(ids):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def submit(self, event: Event) -> list[Decision]:
         """Decide `event` in the ledger (one transaction); wake the directory worker if it
-        queued a move."""
+        queued a move. On a follower, activity is forwarded to the leader instead (see
+        `forward`) and no decision is returned."""
+        if isinstance(event, Activity) and self.follows:
+            self.forward(event)
+            return []
         with self._lock:
             decisions = self.engine.handle(event)
         if any(isinstance(d, Grant | Revoke) for d in decisions):

@@ -30,6 +30,7 @@ A minimal file::
 
 from __future__ import annotations
 
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -194,6 +195,34 @@ class ServeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
 
+    # High availability: several instances on one PostgreSQL ledger elect a leader
+    # (docs/operations.md). With SQLite the one instance always leads.
+    instance_name: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=100,
+        description="This instance's name in the leadership row and the audit.",
+    )
+    directory_timeout_s: float = Field(
+        30.0, gt=0, le=300, description="Longest wait for one directory HTTP call."
+    )
+    ha_heartbeat_s: float = Field(1.0, gt=0, description="How often the leader renews.")
+    ha_lease_s: float = Field(
+        5.0, gt=0, description="A leader that could not renew for this long stops acting."
+    )
+    ha_leader_timeout_s: float = Field(
+        15.0, gt=0, description="A follower ends a leader whose heartbeat is this old."
+    )
+    ha_takeover_grace_s: float | None = Field(
+        None,
+        ge=0,
+        description="A new leader waits this long before its first directory call; "
+        "default: directory_timeout_s + 5 (a deposed leader's last call is over by then).",
+    )
+    forward_wait_s: float = Field(
+        2.0, ge=0, description="A follower waits this long for the leader to take activity."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -215,6 +244,8 @@ class ServeSettings(BaseSettings):
             raise ValueError("node names must be unique")
         if self.feed_min_quiet_s > self.feed_max_quiet_s:
             raise ValueError("feed_min_quiet_s must not exceed feed_max_quiet_s")
+        if self.ha_heartbeat_s >= self.ha_lease_s:
+            raise ValueError("ha_heartbeat_s must be shorter than ha_lease_s")
         return self
 
     # -- derived ---------------------------------------------------------------------------
@@ -225,6 +256,12 @@ class ServeSettings(BaseSettings):
 
     def policy_settings(self) -> PolicySettings:
         return self.policy.policy()
+
+    @property
+    def takeover_grace_s(self) -> float:
+        if self.ha_takeover_grace_s is not None:
+            return self.ha_takeover_grace_s
+        return self.directory_timeout_s + 5.0
 
     def ledger_url(self) -> str:
         if self.database_url:

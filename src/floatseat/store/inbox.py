@@ -15,28 +15,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from floatseat.service.errors import LedgerDatabaseError
+from floatseat.service.ports import InboxItem, TakenItem
 from floatseat.store.schema import activity_inbox, agent_batches
 
 _CHUNK = 500
-
-
-@dataclass(frozen=True)
-class InboxItem:
-    """One sighting of a user, as a follower of some node's logs saw it."""
-
-    node: str
-    user: str
-    at: int
-    urgent: bool = False
-    refused: bool = False
-
-
-@dataclass(frozen=True)
-class TakenItem:
-    id: int
-    item: InboxItem
-    source: str
-    received_at: int
 
 
 @dataclass(frozen=True)
@@ -65,15 +47,34 @@ class Inbox:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def add(self, items: Sequence[InboxItem], *, source: str, now: int) -> None:
-        """Add items for the leader (a follower's forwarded activity)."""
-        if not items:
-            return
+    def add(self, items: Sequence[InboxItem], *, source: str, now: int) -> list[int]:
+        """Add items for the leader (a follower's forwarded activity); their ids."""
         try:
             with self.engine.begin() as connection:
-                connection.execute(sa.insert(activity_inbox), _rows(items, source, now))
+                return [
+                    int(
+                        connection.execute(
+                            sa.insert(activity_inbox).values(row).returning(activity_inbox.c.id)
+                        ).scalar_one()
+                    )
+                    for row in _rows(items, source, now)
+                ]
         except sa.exc.DBAPIError as error:
             raise LedgerDatabaseError(f"the inbox's database failed: {error.orig}") from error
+
+    def pending(self, ids: Iterable[int]) -> bool:
+        """Whether any of these items is still waiting for the leader."""
+        ids = list(ids)
+        if not ids:
+            return False
+        try:
+            with self.engine.connect() as connection:
+                found = connection.execute(
+                    sa.select(activity_inbox.c.id).where(activity_inbox.c.id.in_(ids)).limit(1)
+                ).first()
+        except sa.exc.DBAPIError as error:
+            raise LedgerDatabaseError(f"the inbox's database failed: {error.orig}") from error
+        return found is not None
 
     def accept_batch(
         self,
@@ -152,6 +153,18 @@ class Inbox:
                     )
         except sa.exc.DBAPIError as error:
             raise LedgerDatabaseError(f"the inbox's database failed: {error.orig}") from error
+
+    def agent_nodes(self) -> dict[str, int | None]:
+        """Nodes that cluster agents report for -> when their logs last grew (the latest
+        of the node's agents)."""
+        out: dict[str, int | None] = {}
+        for agent in self.agents():
+            known = out.get(agent.node)
+            if agent.log_at is not None and (known is None or agent.log_at > known):
+                out[agent.node] = agent.log_at
+            else:
+                out.setdefault(agent.node, None)
+        return out
 
     def agents(self) -> list[AgentSeen]:
         """Every agent that sent a batch, with when (for the feeds' health and the dashboard)."""
