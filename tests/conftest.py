@@ -8,11 +8,14 @@ import re
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
 from floatseat.service.bootstrap import Services
+
+if TYPE_CHECKING:
+    from postgres_server import Server
 
 DATA = Path(__file__).parent / "data"
 
@@ -54,6 +57,15 @@ def _missing(name: str, why: str, *, package: str) -> NoReturn:
     if os.environ.get("FLOATSEAT_REQUIRE_SYSTEM_PROGRAMS") == "1":
         pytest.fail(message + " -- required because FLOATSEAT_REQUIRE_SYSTEM_PROGRAMS=1")
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Server]:
+    """A PostgreSQL server for the session (tests/postgres_server.py)."""
+    from postgres_server import running_postgres
+
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,0 +1,179 @@
+"""Leader election and fencing on a real PostgreSQL (store/leadership.py).
+
+Each test gets a fresh database on the session's server. Time in the leadership's lease is
+a manual monotonic clock; the heartbeat's staleness is the database's clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from postgres_server import Server
+
+from floatseat.directory.http import AtlassianHttp, make_client
+from floatseat.service.errors import Deposed
+from floatseat.service.ports import MoveAction, MoveState
+from floatseat.store.database import create_engine, upgrade
+from floatseat.store.leadership import PostgresLeadership
+from floatseat.store.ledger import SqlLedger
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+_OPENED: list[PostgresLeadership] = []
+
+
+@pytest.fixture
+def engine(postgres: Server) -> Iterator[sa.Engine]:
+    url = postgres.new_database()
+    upgrade(url)
+    engine = create_engine(url)
+    yield engine
+    while _OPENED:
+        _OPENED.pop().resign()
+    engine.dispose()
+
+
+def leadership(engine: sa.Engine, name: str, clock: Clock, **kw: float) -> PostgresLeadership:
+    options = {"lease_s": 5.0, "leader_timeout_s": 3.0, "takeover_grace_s": 10.0, **kw}
+    made = PostgresLeadership(engine, name, monotonic=clock, **options)
+    _OPENED.append(made)
+    return made
+
+
+def end_session_of(engine: sa.Engine, who: PostgresLeadership) -> None:
+    """Cut `who`'s database connection from the server side (as a network cut would)."""
+    assert who._connection is not None
+    pid = who._connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.pg_terminate_backend(pid))).scalar()
+
+
+def test_one_leader_at_a_time_and_each_takeover_raises_the_epoch(engine: sa.Engine) -> None:
+    clock = Clock()
+    a, b = leadership(engine, "a", clock), leadership(engine, "b", clock)
+    assert a.campaign() and not b.campaign()
+    assert (a.leading, b.leading, a.epoch) == (True, False, 1)
+    info = a.info()
+    assert info is not None and (info.leader, info.epoch) == ("a", 1)
+    a.check()  # the leader may act
+    with pytest.raises(Deposed):
+        b.check()
+    a.resign()  # a clean stop hands over at once
+    assert b.campaign() and b.epoch == 2
+    with pytest.raises(Deposed):
+        a.check()
+    assert not a.campaign()  # b holds the lock now
+
+
+def test_a_leader_whose_connection_is_cut_is_fenced_and_replaced(engine: sa.Engine) -> None:
+    clock = Clock()
+    changes: list[tuple[str, bool, int]] = []
+    a = leadership(engine, "a", clock)
+    a.on_change = lambda leading, epoch: changes.append(("a", leading, epoch))
+    b = leadership(engine, "b", clock)
+    assert a.campaign()
+    end_session_of(engine, a)  # the lock goes with the session
+    assert b.campaign() and b.epoch == 2
+    # a has not noticed yet, but its next directory call is refused before it is sent.
+    assert a.epoch == 1
+    with pytest.raises(Deposed):
+        a.check()
+    assert not a.leading and changes == [("a", True, 1), ("a", False, 1)]
+    b.check()
+
+
+def test_the_lease_runs_out_without_heartbeats(engine: sa.Engine) -> None:
+    clock = Clock()
+    a = leadership(engine, "a", clock, lease_s=5.0)
+    assert a.campaign()
+    clock.now += 4.9
+    assert a.campaign()  # renewed
+    clock.now += 4.9
+    a.check()
+    clock.now += 0.2  # 5.1 s since the last renewal: stop, even if the database agrees
+    assert not a.leading
+    with pytest.raises(Deposed):
+        a.check()
+
+
+def test_a_hung_leader_is_ended_by_a_follower_and_cannot_act_when_it_wakes(
+    engine: sa.Engine,
+) -> None:
+    clock = Clock()
+    a = leadership(engine, "a", clock, leader_timeout_s=1.0)
+    b = leadership(engine, "b", clock, leader_timeout_s=1.0)
+    assert a.campaign()
+    assert not b.campaign()  # a's heartbeat is fresh: b leaves it alone
+    time.sleep(2.2)  # a "hangs": no heartbeat, by the database's clock
+    assert not b.campaign()  # b ends a's session ...
+    deadline = time.monotonic() + 5
+    while not b.campaign():  # ... and leads once the server has let go of the lock
+        assert time.monotonic() < deadline, "b never took over"
+        time.sleep(0.05)
+    assert b.epoch == 2
+    with pytest.raises(Deposed):  # a wakes up: its session is gone
+        a.check()
+
+
+def test_a_deposed_leaders_http_call_is_never_sent(engine: sa.Engine) -> None:
+    clock = Clock()
+    a, b = leadership(engine, "a", clock), leadership(engine, "b", clock)
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(f"{request.method} {request.url.path}")
+        return httpx.Response(201)
+
+    client = make_client("http://jira.test", ("admin", "x"), transport=httpx.MockTransport(handler))
+    with AtlassianHttp(client, sleep=lambda _s: None) as http:
+        http.fence = lambda _what: a.check()
+        assert a.campaign()
+        http.request("POST", "/rest/api/2/group/user", expected=(201,))
+        end_session_of(engine, a)
+        assert b.campaign()
+        with pytest.raises(Deposed):
+            http.request("POST", "/rest/api/2/group/user", expected=(201,))
+    assert sent == ["POST /rest/api/2/group/user"]
+
+
+def test_after_a_takeover_moves_left_in_flight_are_due_again(engine: sa.Engine) -> None:
+    clock = Clock()
+    ledger = SqlLedger(engine)
+    now = int(time.time())
+    with ledger.transaction() as tx:
+        tx.lock()
+        move_id = tx.enqueue("alice", MoveAction.GRANT, "test", now)
+        tx.claim(move_id, lease_until=now + 600, adds_seat=True)  # its leader then died
+    b = leadership(engine, "b", clock, takeover_grace_s=0.0)
+    with pytest.raises(Deposed):
+        b.release_in_flight()  # only a leader may
+    assert b.campaign() and b.acting()
+    assert b.release_in_flight() == 1
+    with ledger.transaction() as tx:
+        move = tx.move(move_id)
+        due = [m.id for m in tx.due_moves(now + 2, 10)]
+    # Still counted as in flight (it may have added a seat), but due for a retry now.
+    assert move.state is MoveState.IN_FLIGHT and due == [move_id]
+
+
+def test_a_new_leader_waits_out_the_grace_before_acting(engine: sa.Engine) -> None:
+    clock = Clock()
+    a = leadership(engine, "a", clock, takeover_grace_s=10.0)
+    assert a.campaign() and a.leading and not a.acting()
+    clock.now += 4.0
+    assert a.campaign() and not a.acting()
+    clock.now += 4.0
+    assert a.campaign()
+    clock.now += 2.0
+    assert a.acting()
