@@ -53,6 +53,42 @@ class WebSettings(BaseSettings):
         int,
         Field(ge=1, description="A signed activity report older or newer than this is refused."),
     ] = 300
+    # A login-page script reports each login, an agent each batch: even a busy cluster's
+    # Monday morning is tens a second, so these leave room to spare and stop only a runaway
+    # loop or a flood (the engine decides one report at a time, about a hundred a second).
+    activity_rate_per_s: Annotated[
+        float,
+        Field(
+            ge=0,
+            description="POST /api/v1/activity requests a second each principal (a token, or "
+            "all signed reports together) may send, sustained; more get 429. 0: no limit.",
+        ),
+    ] = 200.0
+    activity_burst: Annotated[
+        int,
+        Field(
+            ge=1,
+            description="How many activity requests a principal may send at once after a quiet "
+            "spell, above the sustained rate.",
+        ),
+    ] = 400
+    activity_auth_failures_per_s: Annotated[
+        float,
+        Field(
+            ge=0,
+            description="Failed authentications a second one client address (an IPv6 /64) may "
+            "make on POST /api/v1/activity, sustained; then it gets 429 without its "
+            "credentials being checked. 0: no limit.",
+        ),
+    ] = 5.0
+    activity_auth_failure_burst: Annotated[
+        int,
+        Field(
+            ge=1,
+            description="How many failed authentications an address may make at once before "
+            "`activity_auth_failures_per_s` applies.",
+        ),
+    ] = 100
     product_url: Annotated[
         str,
         Field(
