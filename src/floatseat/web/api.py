@@ -63,6 +63,7 @@ from floatseat.web.security import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     Principal,
+    bearer_principal,
     make_waiting_room_link,
 )
 from floatseat.web.store import Role
@@ -458,7 +459,35 @@ def get_licence(
 
 
 async def activity_reporter(request: Request, ctx: Context) -> Principal:
-    """An admin or reporter token, or a fresh HMAC signature over the body."""
+    """An admin or reporter token, or a fresh HMAC signature over the body; within its rate.
+
+    Throttled before anything costly: an address that failed to authenticate too often is
+    refused before its token is looked up or its body's HMAC computed, and a principal over
+    its rate before the report goes to the thread pool and the engine. A failed request
+    counts against its address only, never against the principal it claimed to be.
+    """
+    limits = ctx.activity_limits
+    address = request.client.host if request.client else None
+    who = bearer_principal(request, ctx.store, cached=True)  # no I/O: never throttled here
+    if who is None:
+        wait = limits.closed_to(address)
+        if wait:
+            raise _throttled(ctx, "failed_auth", wait, "too many failed authentications")
+        try:
+            who = await _authenticate_reporter(request, ctx)
+        except HTTPException as error:
+            if error.status_code == status.HTTP_401_UNAUTHORIZED:
+                limits.failed(address)
+            raise
+    elif who.role not in (Role.ADMIN, Role.REPORTER):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this token may not report activity")
+    wait = limits.admit(who.name)
+    if wait:
+        raise _throttled(ctx, "rate", wait, f"too many activity reports from {who.name}")
+    return who
+
+
+async def _authenticate_reporter(request: Request, ctx: WebContext) -> Principal:
     who = await who_is_asking(request, ctx)
     if who is not None and who.via == "token" and who.role in (Role.ADMIN, Role.REPORTER):
         return who
@@ -478,6 +507,16 @@ async def activity_reporter(request: Request, ctx: Context) -> Principal:
     return Principal("hmac", Role.REPORTER, "hmac")
 
 
+def _throttled(ctx: WebContext, reason: str, wait_s: int, why: str) -> HTTPException:
+    if ctx.metrics is not None:
+        ctx.metrics.throttled.labels(reason).inc()
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"{why}; retry after {wait_s} s",
+        headers={"Retry-After": str(wait_s)},
+    )
+
+
 @router.post(
     "/activity",
     response_model=ActivityPublic,
@@ -485,6 +524,16 @@ async def activity_reporter(request: Request, ctx: Context) -> Principal:
     responses={
         401: {"description": "No token, a bad or stale signature, or a replay."},
         422: {"description": "A malformed body, or `at` outside the accepted window."},
+        429: {
+            "description": "Too many reports from this principal, or too many failed "
+            "authentications from this address; retry after `Retry-After` seconds.",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait (whole, at least 1).",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            },
+        },
     },
 )
 async def report_activity(
@@ -497,7 +546,9 @@ async def report_activity(
     Authenticate with `Authorization: Bearer <token>` (a reporter or admin token), or sign:
     `X-Floatseat-Timestamp: <unix seconds>` and
     `X-Floatseat-Signature: sha256=<hex HMAC-SHA256(key, "<timestamp>." + raw body)>`.
-    A signature is accepted once, within the replay window.
+    A signature is accepted once, within the replay window. Each token (and signed reports
+    together) has a request rate; past it, and after many failed authentications from one
+    address, the answer is 429 with `Retry-After`.
     """
     # `async def` with the work in the thread pool: one hop, where a plain `def` takes two
     # (FastAPI validates a sync route's response in the pool too).

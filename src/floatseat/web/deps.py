@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from floatseat.domain.policy import PolicySnapshot
 from floatseat.web.actions import Actions
+from floatseat.web.limits import ActivityLimits
 from floatseat.web.metrics import Metrics
 from floatseat.web.ports import WebRuntime
 from floatseat.web.security import (
@@ -59,6 +60,7 @@ class WebContext:
     metrics: Metrics | None = field(default=None)
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     setup_lock: threading.Lock = field(default_factory=threading.Lock)
+    activity_limits: ActivityLimits = field(init=False)  # from `settings`; tests set its clock
     # GET /api/v1/status's last reading: (monotonic time, the engine's last commit then, it)
     _loop_locks: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = field(
         default_factory=dict, init=False, repr=False
@@ -66,6 +68,9 @@ class WebContext:
     _status_cache: tuple[float, PolicySnapshot | None, Status] | None = field(
         default=None, init=False, repr=False
     )
+
+    def __post_init__(self) -> None:
+        self.activity_limits = ActivityLimits.from_settings(self.settings)
 
     def now(self) -> int:
         return self.runtime.now()

@@ -2,7 +2,8 @@
 
 Gauges are read from the runtime's status at each scrape. The decision counters are counted
 from the audit log, so they survive restarts and agree across processes; a counter that
-never resets is what Prometheus expects. Request latency is measured by the app itself.
+never resets is what Prometheus expects. Request latency and the activity API's throttled
+requests are counted by this process.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -47,7 +48,9 @@ METRIC_NAMES = (
     "floatseat_waits_total",
     "floatseat_denials_total",
     "floatseat_http_request_duration_seconds",
+    "floatseat_activity_throttled_total",
 )
+THROTTLE_REASONS = ("rate", "failed_auth")  # a principal over its rate; an address that failed
 
 
 class _Collector(Collector):
@@ -150,6 +153,15 @@ class Metrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
+        self.throttled = Counter(
+            "floatseat_activity_throttled",
+            "POST /api/v1/activity requests refused with 429, by reason: a principal over its "
+            "rate, or an address that failed to authenticate too often.",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in THROTTLE_REASONS:
+            self.throttled.labels(reason)  # shown at 0 from the start
 
     def observe(self, method: str, route: str, status: int, started: float) -> None:
         self.latency.labels(method, route, str(status)).observe(time.perf_counter() - started)
