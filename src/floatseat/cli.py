@@ -1147,6 +1147,133 @@ def demo(
 
 
 @app.command()
+def agent(
+    to: Annotated[
+        str, typer.Option("--to", help="The floatseat service's base URL (https://...).")
+    ],
+    product: Annotated[str, typer.Option(help="confluence or jira: the logs' file names.")],
+    follow: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--follow",
+            help="A folder holding the node's access logs or refused-login log (repeat).",
+        ),
+    ] = None,
+    access: Annotated[
+        list[str] | None, typer.Option("--access", help="A glob of access logs (repeat).")
+    ] = None,
+    security: Annotated[
+        list[str] | None,
+        typer.Option("--security", help="A glob of the refused-login log (repeat)."),
+    ] = None,
+    node: Annotated[
+        str | None, typer.Option(help="The node's name (default: the host name).")
+    ] = None,
+    pattern: Annotated[
+        str | None, typer.Option(help="The access-log valve's pattern (default: detect).")
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option(help="Zone of Confluence's application-log times (no offset).")
+    ] = "UTC",
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="serve's TOML file: count lines by the same rules."),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FLOATSEAT_AGENT_TOKEN",
+            help="A reporter token. Prefer FLOATSEAT_AGENT_TOKEN or --token-file: "
+            "--token shows in ps.",
+            show_envvar=True,
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="Read the token from this file.")
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option("--ca-file", help="CA certificates for a private CA (PEM).")
+    ] = None,
+    spool: Annotated[
+        Path, typer.Option("--spool", help="State and batches waiting for the service.")
+    ] = Path("/var/lib/floatseat-agent"),
+    spool_max_mb: Annotated[
+        int, typer.Option("--spool-max-mb", help="Past this, log reading pauses.")
+    ] = 256,
+    batch_max: Annotated[int, typer.Option("--batch-max", help="Sightings per batch.")] = 1000,
+    interval: Annotated[float, typer.Option(help="Seconds between reads of the logs.")] = 0.25,
+    read_existing: Annotated[
+        bool,
+        typer.Option("--read-existing", help="On a first start, read what the logs hold."),
+    ] = False,
+) -> None:
+    """Run on a cluster node: follow its logs and ship the activity to floatseat serve.
+
+    The batches wait in --spool while the service cannot be reached and go out in order
+    afterwards: nothing is lost, nothing is counted twice. SIGTERM stops it cleanly.
+    """
+    import logging
+    import signal
+    import threading
+
+    from floatseat.agent import AgentSettings, run_agent
+    from floatseat.agent.settings import default_node_name
+    from floatseat.agent.spool import SpoolLocked
+    from floatseat.service.settings import SettingsError
+
+    errors = Console(stderr=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if product not in ("confluence", "jira"):
+        raise _fail(errors, "--product must be confluence or jira")
+    if spool_max_mb < 1:
+        raise _fail(errors, "--spool-max-mb must be 1 or more")
+    secret = token
+    if not secret and token_file is not None:
+        try:
+            secret = token_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise _fail(
+                errors, f"cannot read --token-file {token_file}: {error.strerror}"
+            ) from None
+    try:
+        settings = AgentSettings(
+            to_url=to,
+            token=secret or "",
+            product=product,  # type: ignore[arg-type]
+            node=node or default_node_name(),
+            spool_dir=spool,
+            follow=tuple(follow or ()),
+            access_logs=tuple(access or ()),
+            security_logs=tuple(security or ()),
+            pattern=pattern,
+            timezone=timezone,
+            config=config,
+            ca_file=ca_file,
+            batch_max=batch_max,
+            interval_s=interval,
+            spool_max_bytes=spool_max_mb * 1024 * 1024,
+            read_existing=read_existing,
+        )
+    except SettingsError as error:
+        raise _fail(errors, str(error)) from None
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: object) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handle)
+    try:
+        run_agent(settings, stop)
+    except (SettingsError, SpoolLocked, ValueError) as error:
+        raise _fail(errors, str(error)) from None
+    except OSError as error:
+        raise _fail(errors, f"the spool {settings.spool_dir}: {error}") from None
+
+
+@app.command()
 def doctor(
     config: Annotated[
         Path | None, typer.Option("--config", help="serve's TOML settings (no secrets in it).")

@@ -1,0 +1,248 @@
+"""`Agent`: follow one node's logs, spool the sightings, and deliver the spool in order.
+
+One thread does everything, a step at a time (`step`): read the logs and spool what they
+show (`read_logs`), then send the spooled batches that are due (`deliver`). While the
+service cannot be reached, reading and spooling go on and sending waits for its backoff;
+see `floatseat.agent.spool` for why nothing is lost or counted twice.
+
+The log says each change of state once: the service unreachable, refusing, reachable again
+(with how many batches were drained), the spool full, the spool with room again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from floatseat.agent.batches import Batch, Sighting, make_batches, retry_delay
+from floatseat.agent.sender import BatchSender, Delivered, Outcome, Refused
+from floatseat.agent.settings import AgentSettings, feed_settings
+from floatseat.agent.spool import AgentState, Spool
+from floatseat.service.feeds import Feeds
+from floatseat.service.settings import ServeSettings
+
+__all__ = ["Agent", "run_agent"]
+
+log = logging.getLogger(__name__)
+
+_SAVE_POSITIONS_S = 5.0  # positions past lines without sightings are saved this often
+_DRAIN_BUDGET_S = 2.0  # then the logs get read again, however long the backlog
+
+
+class Agent:
+    """The agent's loop, one `step` at a time; `clock` gives Unix seconds."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        sender: BatchSender,
+        *,
+        feed: ServeSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.sender = sender
+        self.clock = clock
+        self.spool = Spool(settings.spool_dir)
+        self._feed_settings = feed if feed is not None else feed_settings(settings)
+        self.state: AgentState | None = None
+        self.feeds: Feeds | None = None
+        self.failures = 0  # sends failed in a row
+        self.retry_at = 0.0  # no send before this
+        self.drained = 0  # batches delivered since the service came back
+        self._outage_since: float | None = None
+        self._last_problem: str | None = None
+        self._spool_full = False
+        self._last_spooled = 0.0
+        self._last_saved = 0.0
+
+    # -- life ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the spool (deleting what was never committed) and the followers."""
+        now = self.clock()
+        self.state = self.spool.open()
+        self.feeds = Feeds(self._feed_settings, self.state.positions, now=int(now))
+        self._last_spooled = now
+        pending = self.spool.pending()
+        log.info(
+            "agent %s on node %s: sending to %s; %d batches waiting in %s",
+            self.state.agent_id,
+            self.settings.node,
+            self.sender.url,
+            len(pending),
+            self.settings.spool_dir,
+        )
+
+    def close(self) -> None:
+        """Commit where the followers stand, and let go of everything."""
+        try:
+            if self.feeds is not None and self.state is not None:
+                self._commit([])
+                self.feeds.close()
+        finally:
+            self.feeds = None
+            self.spool.close()
+            self.sender.close()
+
+    def step(self) -> None:
+        self.read_logs()
+        self.deliver()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read_logs(self) -> int:
+        """Read the logs and spool what they show (a heartbeat when quiet); batches spooled."""
+        assert self.feeds is not None and self.state is not None, "start() first"
+        if self._is_spool_full():
+            return 0
+        now = self.clock()
+        polled = self.feeds.poll(int(now))
+        sightings = [Sighting(s.user, s.at, s.urgent, s.refused) for s in polled.seen]
+        heartbeat = (
+            not sightings
+            and not self.spool.pending()
+            and now - self._last_spooled >= self.settings.heartbeat_s
+        )
+        if not sightings and not heartbeat:
+            # The first read of a run commits too: a first start's identity and positions.
+            if not self._last_saved or (
+                polled.lines and now - self._last_saved >= _SAVE_POSITIONS_S
+            ):
+                self._commit([])  # lines without sightings: no need to read them again
+            return 0
+        log_at = self.feeds.last_growth.get(self.settings.node)
+        batches = make_batches(
+            sightings,
+            agent_id=self.state.agent_id,
+            node=self.settings.node,
+            first_seq=self.state.next_seq,
+            log_at=log_at,
+            batch_max=self.settings.batch_max,
+        ) or [Batch(self.state.agent_id, self.settings.node, self.state.next_seq, log_at, ())]
+        self._commit(batches)
+        self._last_spooled = now
+        return len(batches)
+
+    def _commit(self, batches: list[Batch]) -> None:
+        assert self.feeds is not None and self.state is not None
+        state = AgentState(
+            self.state.agent_id,
+            self.state.next_seq + len(batches),
+            self.feeds.positions(),
+        )
+        self.spool.spool(batches, state)
+        self.state = state
+        self._last_saved = self.clock()
+
+    def _is_spool_full(self) -> bool:
+        full = self.spool.size_bytes >= self.settings.spool_max_bytes
+        if full != self._spool_full:
+            self._spool_full = full
+            if full:
+                log.warning(
+                    "spool full (%d MB in %s): reading the logs paused until the service "
+                    "takes batches; the logs keep the rest",
+                    self.spool.size_bytes >> 20,
+                    self.settings.spool_dir,
+                )
+            else:
+                log.info("spool has room again: reading the logs")
+        return full
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def deliver(self) -> int:
+        """Send the spooled batches that are due, oldest first; batches delivered."""
+        started = self.clock()
+        if started < self.retry_at:
+            return 0
+        delivered = 0
+        for seq in self.spool.pending():
+            if self.clock() - started > _DRAIN_BUDGET_S:
+                break
+            try:
+                batch = self.spool.read(seq)
+            except (OSError, ValueError) as error:
+                aside = self.spool.set_aside(seq)
+                log.error("batch %d cannot be read (%s): set aside as %s", seq, error, aside)
+                continue
+            outcome = self._send(batch)
+            if not isinstance(outcome, Delivered):
+                self._failed(outcome)
+                break
+            self.spool.delivered(seq)
+            delivered += 1
+            self._succeeded()
+        if self._outage_since is not None and not self.spool.pending():
+            log.info(
+                "service reachable again: %d batches drained, %.0f s after the first failure",
+                self.drained,
+                self.clock() - self._outage_since,
+            )
+            self._outage_since = None
+            self._last_problem = None
+        return delivered
+
+    def _send(self, batch: Batch) -> Outcome:
+        fresh, dropped = batch.without_stale(self.clock())
+        if dropped:
+            log.warning(
+                "batch %d: %d sightings more than a week old left out (the service refuses "
+                "them, and they no longer matter to any seat)",
+                batch.seq,
+                dropped,
+            )
+        return self.sender.send(fresh.encode())
+
+    def _succeeded(self) -> None:
+        self.failures = 0
+        self.retry_at = 0.0
+        if self._outage_since is not None:
+            self.drained += 1
+
+    def _failed(self, outcome: Outcome) -> None:
+        assert not isinstance(outcome, Delivered)
+        now = self.clock()
+        self.failures += 1
+        delay = retry_delay(self.failures, outcome.retry_after)
+        self.retry_at = now + delay
+        if self._outage_since is None:
+            self._outage_since = now
+            self.drained = 0
+        if isinstance(outcome, Refused):
+            problem = f"the service refuses the batches ({outcome.message})"
+        else:
+            problem = f"service unreachable ({outcome.reason})"
+        if problem != self._last_problem:
+            self._last_problem = problem
+            level = logging.ERROR if isinstance(outcome, Refused) else logging.WARNING
+            log.log(
+                level,
+                "%s: keeping %d batches in the spool, retrying with backoff",
+                problem,
+                len(self.spool.pending()),
+            )
+
+
+def run_agent(settings: AgentSettings, stop: threading.Event) -> None:
+    """Run until `stop` is set (SIGTERM): then commit the followers' positions and return."""
+    sender = BatchSender(settings.to_url, settings.token, ca_file=settings.ca_file)
+    agent = Agent(settings, sender)
+    try:
+        agent.start()
+        while not stop.is_set():
+            agent.step()
+            stop.wait(_pause(agent, settings.interval_s))
+    finally:
+        agent.close()
+    log.info("agent stopped; state saved in %s", settings.spool_dir)
+
+
+def _pause(agent: Agent, interval_s: float) -> float:
+    # With a backlog and the service answering, go straight on draining.
+    if agent.spool.pending() and agent.clock() >= agent.retry_at and not agent.failures:
+        return 0.0
+    return interval_s
