@@ -167,8 +167,11 @@ def test_after_a_takeover_moves_left_in_flight_are_due_again(engine: sa.Engine) 
     assert move.state is MoveState.IN_FLIGHT and due == [move_id]
 
 
-def test_a_new_leader_waits_out_the_grace_before_acting(engine: sa.Engine) -> None:
+def test_a_new_leader_waits_out_the_grace_only_after_a_leader_died(engine: sa.Engine) -> None:
     clock = Clock()
+    first = leadership(engine, "first", clock, takeover_grace_s=10.0)
+    assert first.campaign() and first.acting()  # a new ledger: nobody could be calling
+    end_session_of(engine, first)  # dies: it may have a call under way
     a = leadership(engine, "a", clock, takeover_grace_s=10.0)
     assert a.campaign() and a.leading and not a.acting()
     clock.now += 4.0
@@ -177,3 +180,14 @@ def test_a_new_leader_waits_out_the_grace_before_acting(engine: sa.Engine) -> No
     assert a.campaign()
     clock.now += 2.0
     assert a.acting()
+
+
+def test_a_clean_handover_needs_no_grace(engine: sa.Engine) -> None:
+    clock = Clock()
+    a = leadership(engine, "a", clock, takeover_grace_s=10.0)
+    b = leadership(engine, "b", clock, takeover_grace_s=10.0)
+    assert a.campaign()
+    a.resign(calls_over=True)
+    assert b.campaign() and b.acting()
+    b.resign(calls_over=False)  # its directory worker did not stop in time
+    assert a.campaign() and not a.acting()

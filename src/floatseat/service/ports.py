@@ -268,7 +268,9 @@ class Leadership(Protocol):
 
     def info(self) -> LeaderInfo | None: ...
 
-    def resign(self) -> None: ...
+    def resign(self, *, calls_over: bool = True) -> None:
+        """Give up the leadership; `calls_over`: no directory call can still be under way."""
+        ...
 
 
 class SoloLeadership:
@@ -296,7 +298,7 @@ class SoloLeadership:
     def info(self) -> LeaderInfo | None:
         return None
 
-    def resign(self) -> None:
+    def resign(self, *, calls_over: bool = True) -> None:
         return None
 
 

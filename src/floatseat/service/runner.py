@@ -393,8 +393,9 @@ class Service:
         self.directory.wake()
         for thread in self._threads:
             thread.join(timeout)
+        calls_over = not any(t.is_alive() for t in self._threads)
         self._threads.clear()
-        self.runtime.leadership.resign()
+        self.runtime.leadership.resign(calls_over=calls_over)
 
     def alive(self) -> bool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)

@@ -152,6 +152,9 @@ class PostgresLeadership:
         if not got:
             self._end_hung_leader(connection)
             return False
+        # Nobody else writes the row while we hold the lock; a leader that resigned cleanly
+        # left it without a name, and made its last directory call before that.
+        previous = connection.execute(sa.select(leadership.c.leader)).scalar_one()
         epoch = connection.execute(  # autocommit: the new epoch is public at once
             sa.update(leadership)
             .where(leadership.c.id == 1)
@@ -161,7 +164,9 @@ class PostgresLeadership:
             .returning(leadership.c.epoch)
         ).scalar_one()
         now = self.monotonic()
-        self.epoch, self._renewed_at, self._since = int(epoch), now, now
+        self.epoch, self._renewed_at = int(epoch), now
+        # No grace after a clean handover (or on a new ledger): no call can be under way.
+        self._since = now if previous is not None else now - self.takeover_grace_s
         log.info("%s leads under epoch %d", self.instance, epoch)
         self.on_change(True, int(epoch))
         return True
@@ -224,11 +229,18 @@ class PostgresLeadership:
 
     # -- stepping down ---------------------------------------------------------------------
 
-    def resign(self) -> None:
-        """Give up the leadership (at a clean stop): the next instance takes over at once."""
+    def resign(self, *, calls_over: bool = True) -> None:
+        """Give up the leadership (at a stop). With `calls_over` (no directory call of this
+        instance can still be under way), the next leader needs no grace."""
         with self._lock:
             if self._connection is not None and self.epoch is not None:
                 try:
+                    if calls_over:
+                        self._connection.execute(
+                            sa.update(leadership)
+                            .where(leadership.c.id == 1, leadership.c.epoch == self.epoch)
+                            .values(leader=None)
+                        )
                     self._connection.execute(sa.select(sa.func.pg_advisory_unlock(LEADER_LOCK)))
                 except sa.exc.DBAPIError:
                     pass

@@ -32,6 +32,7 @@ from floatseat.domain.policy import (
 )
 from floatseat.web.actions import PolicyNotEditable, policy_to_json
 from floatseat.web.deps import Admin, Context, Reader, WebContext, require_admin, who_is_asking
+from floatseat.web.ports import Forwarding
 from floatseat.web.schemas import (
     AccountCreate,
     AccountPublic,
@@ -552,6 +553,9 @@ async def report_activity(
     """
     # `async def` with the work in the thread pool: one hop, where a plain `def` takes two
     # (FastAPI validates a sync route's response in the pool too).
+    if getattr(ctx.runtime, "follows", False):
+        # A follower only hands the report on and waits for the leader: no turn to take.
+        return await run_in_threadpool(record_activity, ctx, body.user, body.at)
     async with ctx.activity_turn():
         return await run_in_threadpool(record_activity, ctx, body.user, body.at)
 
@@ -566,8 +570,27 @@ def record_activity(ctx: WebContext, user: str, at: datetime | None) -> Activity
             f"`at` must lie between {window} s ago and a minute from now",
         )
     name = ctx.canonical_user(user)
-    decisions = ctx.runtime.submit(Activity(name, when))
+    runtime = ctx.runtime
+    if isinstance(runtime, Forwarding) and runtime.follows:
+        return forwarded_outcome(ctx, name, runtime.forward(Activity(name, when)))
+    decisions = runtime.submit(Activity(name, when))
     return activity_outcome(ctx, name, decisions)
+
+
+def forwarded_outcome(ctx: WebContext, user: str, taken: bool) -> ActivityPublic:
+    """On a follower: what became of the user once the leader took the report (read from
+    the ledger), or `forwarded` if it has not taken it yet (it is kept, not lost)."""
+    if not taken:
+        return ActivityPublic(
+            decision="forwarded", reason="handed to the leader, which takes it within seconds"
+        )
+    state = ctx.runtime.engine.state()
+    if any(h.user == user for h in state.holders) or user in state.pinned:
+        return ActivityPublic(decision="holding", reason="holds a seat")
+    position = queue_position(state, ctx.runtime.engine.settings, user, ctx.now())
+    if position is not None:
+        return ActivityPublic(decision="queued", position=position, reason="waiting for a seat")
+    return ActivityPublic(decision="ignored", reason="not managed by floatseat")
 
 
 def activity_outcome(ctx: WebContext, user: str, decisions: list[Decision]) -> ActivityPublic:

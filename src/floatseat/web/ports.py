@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from floatseat.domain.policy import Decision, Event, PolicySettings, PolicySnapshot
+from floatseat.domain.policy import Activity, Decision, Event, PolicySettings, PolicySnapshot
 from floatseat.service.engine import SeatEngine
 from floatseat.store.ledger import SqlLedger
 
-__all__ = ["PolicyEditor", "WebRuntime"]
+__all__ = ["Forwarding", "PolicyEditor", "WebRuntime"]
 
 
 class WebRuntime(Protocol):
@@ -53,3 +53,14 @@ class PolicyEditor(Protocol):
     """A runtime that can change the policy while it runs (PUT /api/v1/policy needs it)."""
 
     def update_policy(self, settings: PolicySettings, by: str) -> None: ...
+
+
+@runtime_checkable
+class Forwarding(Protocol):
+    """A runtime that may follow another instance (high availability): then activity is
+    forwarded to the leader, and `forward` says whether the leader took it in time."""
+
+    @property
+    def follows(self) -> bool: ...
+
+    def forward(self, activity: Activity) -> bool: ...

@@ -150,7 +150,7 @@ class ActivityIn(_In):
     )
 
 
-ActivityDecision = Literal["granted", "holding", "queued", "ignored", "denied"]
+ActivityDecision = Literal["granted", "holding", "queued", "ignored", "denied", "forwarded"]
 
 
 class ActivityPublic(BaseModel):
@@ -159,7 +159,8 @@ class ActivityPublic(BaseModel):
     decision: ActivityDecision = Field(
         description="granted: a seat was given now; holding: the user already holds one "
         "(or is pinned); queued: waiting, see position; ignored: not managed by floatseat; "
-        "denied: no seat could be had."
+        "denied: no seat could be had; forwarded: this instance follows another, the "
+        "leader, which has the report and decides within seconds."
     )
     position: Annotated[int | None, Field(description="Place in the queue when queued.")] = None
     reason: str
