@@ -52,6 +52,7 @@ class Agent:
         self.failures = 0  # sends failed in a row
         self.retry_at = 0.0  # no send before this
         self.drained = 0  # batches delivered since the service came back
+        self.failures_seen = False  # since the backlog began
         self._outage_since: float | None = None
         self._last_problem: str | None = None
         self._spool_full = False
@@ -67,6 +68,8 @@ class Agent:
         self.feeds = Feeds(self._feed_settings, self.state.positions, now=int(now))
         self._last_spooled = now
         pending = self.spool.pending()
+        if pending:  # a backlog from the last run: say when it is gone, as after an outage
+            self._outage_since = now
         log.info(
             "agent %s on node %s: sending to %s; %d batches waiting in %s",
             self.state.agent_id,
@@ -178,10 +181,12 @@ class Agent:
             self._succeeded()
         if self._outage_since is not None and not self.spool.pending():
             log.info(
-                "service reachable again: %d batches drained, %.0f s after the first failure",
+                "%s: %d batches drained in %.0f s",
+                "service reachable again" if self.failures_seen else "spool sent",
                 self.drained,
                 self.clock() - self._outage_since,
             )
+            self.failures_seen = False
             self._outage_since = None
             self._last_problem = None
         return delivered
@@ -209,6 +214,7 @@ class Agent:
         self.failures += 1
         delay = retry_delay(self.failures, outcome.retry_after)
         self.retry_at = now + delay
+        self.failures_seen = True
         if self._outage_since is None:
             self._outage_since = now
             self.drained = 0
@@ -229,6 +235,7 @@ class Agent:
 
 def run_agent(settings: AgentSettings, stop: threading.Event) -> None:
     """Run until `stop` is set (SIGTERM): then commit the followers' positions and return."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request: not a state
     sender = BatchSender(settings.to_url, settings.token, ca_file=settings.ca_file)
     agent = Agent(settings, sender)
     try:

@@ -35,6 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from floatseat import __version__
 from floatseat.web.actions import Actions
+from floatseat.web.agents import router as agents_router
 from floatseat.web.api import router as api_router
 from floatseat.web.deps import WebContext
 from floatseat.web.limits import ACTIVITY_LIMIT, BODY_LIMIT, BodyLimit
@@ -90,6 +91,7 @@ def create_app(
     app.state.floatseat = ctx
     app.add_middleware(BodyLimit, limit=BODY_LIMIT, limits={"/api/v1/activity": ACTIVITY_LIMIT})
     app.include_router(api_router)
+    app.include_router(agents_router)
     app.include_router(pages_router)
     app.include_router(static_router)
 
