@@ -35,7 +35,7 @@ from floatseat.service.bootstrap import Services, bootstrap
 from floatseat.service.engine import SeatEngine
 from floatseat.service.ports import LicenceReport
 from floatseat.service.runtime import Runtime
-from floatseat.web import api, pages
+from floatseat.web import agents, api, pages
 from floatseat.web.app import create_app, setup_path
 from floatseat.web.metrics import METRIC_NAMES
 from floatseat.web.security import make_waiting_room_link, sign_activity
@@ -207,6 +207,9 @@ MUTATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/freeze"): {"json": {"reason": "r"}},
     ("POST", "/api/v1/unfreeze"): {},
     ("POST", "/api/v1/activity"): {"json": {"user": "ann"}},
+    ("POST", "/api/v1/agent/batches"): {
+        "json": {"agent_id": "a", "node": "n", "seq": 1, "items": []}
+    },
     ("POST", "/api/v1/waiting-room/links"): {"json": {"user": "ann"}},
     ("POST", "/api/v1/tokens"): {"json": {"name": "x", "role": "admin"}},
     ("DELETE", "/api/v1/tokens/{token_id}"): {},
@@ -229,7 +232,13 @@ MUTATIONS: dict[tuple[str, str], dict[str, Any]] = {
 
 def mutating_routes(app: FastAPI) -> set[tuple[str, str]]:
     """Every route of the app that is not a GET (FastAPI keeps included routers whole)."""
-    routes = [*app.routes, *api.router.routes, *pages.router.routes, *pages.static_router.routes]
+    routes = [
+        *app.routes,
+        *api.router.routes,
+        *agents.router.routes,
+        *pages.router.routes,
+        *pages.static_router.routes,
+    ]
     return {
         (method, route.path)
         for route in routes
@@ -438,7 +447,14 @@ def test_the_schema_documents_the_activity_body_and_reply(world: World) -> None:
     components = schema["components"]["schemas"]
     assert set(components[body.rsplit("/", 1)[1]]["properties"]) == {"user", "at", "source"}
     decision = components[reply.rsplit("/", 1)[1]]["properties"]["decision"]
-    assert set(decision["enum"]) == {"granted", "holding", "queued", "ignored", "denied"}
+    assert set(decision["enum"]) == {
+        "granted",
+        "holding",
+        "queued",
+        "ignored",
+        "denied",
+        "forwarded",  # by a follower, to the leader (several instances)
+    }
     assert "HMAC" in operation["description"]
     for path in (
         "/api/v1/status",
