@@ -24,7 +24,7 @@ from floatseat.logs.pattern import canonical_user
 from floatseat.service.errors import LedgerDatabaseError
 from floatseat.service.ports import InboxItem
 from floatseat.store.inbox import BatchReceipt, Inbox
-from floatseat.web.api import activity_reporter
+from floatseat.web.api import THROTTLED_RESPONSE, activity_reporter
 from floatseat.web.deps import Context, WebContext
 from floatseat.web.security import Principal
 
@@ -111,6 +111,7 @@ class AgentBatchPublic(BaseModel):
         401: {"description": "No token, or a bad or stale signature."},
         403: {"description": "A token that may not report activity."},
         422: {"description": "A malformed batch, or a sighting's time outside the window."},
+        429: THROTTLED_RESPONSE,
         503: {"description": "The ledger's database failed; send the batch again later."},
     },
 )

@@ -518,6 +518,19 @@ def _throttled(ctx: WebContext, reason: str, wait_s: int, why: str) -> HTTPExcep
     )
 
 
+# The 429 of every route that authenticates with `activity_reporter`.
+THROTTLED_RESPONSE: dict[str, Any] = {
+    "description": "Too many reports from this principal, or too many failed "
+    "authentications from this address; retry after `Retry-After` seconds.",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait (whole, at least 1).",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
+
 @router.post(
     "/activity",
     response_model=ActivityPublic,
@@ -525,16 +538,7 @@ def _throttled(ctx: WebContext, reason: str, wait_s: int, why: str) -> HTTPExcep
     responses={
         401: {"description": "No token, a bad or stale signature, or a replay."},
         422: {"description": "A malformed body, or `at` outside the accepted window."},
-        429: {
-            "description": "Too many reports from this principal, or too many failed "
-            "authentications from this address; retry after `Retry-After` seconds.",
-            "headers": {
-                "Retry-After": {
-                    "description": "Seconds to wait (whole, at least 1).",
-                    "schema": {"type": "integer", "minimum": 1},
-                }
-            },
-        },
+        429: THROTTLED_RESPONSE,
     },
 )
 async def report_activity(
