@@ -3,7 +3,9 @@
 Pure: no I/O and no clock; every event carries its own time (whole seconds since the epoch).
 `SeatPolicy` owns its state and changes it in place, so that a replay of millions of
 requests stays fast; `snapshot()` and `SeatPolicy.restore()` move that state to and from
-the ledger.
+the ledger. After `record_changes()` it also notes every user whose rows it changes, and
+`take_changes()` hands over just those rows: an event then costs the ledger what it
+changed, not the size of the pool.
 
 Safety comes first: after every event, seats held <= capacity, so the product's licensed
 count (holders + pinned + licensed outside the pool) never exceeds tier - reserve.
@@ -279,6 +281,37 @@ class PolicySnapshot:
     revokes_paused: str | None = None
 
 
+@dataclass(frozen=True)
+class UserRows:
+    """One user's part of the policy's state: a seat, a place in the line, a lock."""
+
+    holder: Holder | None = None
+    waiter: Waiter | None = None
+    locked_until: int | None = None
+
+
+@dataclass(frozen=True)
+class PolicyChanges:
+    """What `SeatPolicy` changed since it began recording or last handed its changes over.
+
+    `users` holds the rows before and after of every user whose rows differ; everyone else
+    is as before. The pool-wide values come in pairs, before and after.
+    """
+
+    users: Mapping[str, tuple[UserRows, UserRows]]
+    figures_before: DirectoryFigures
+    figures: DirectoryFigures
+    pins_before: tuple[Pin, ...]
+    pins: tuple[Pin, ...]
+    pinned_before: frozenset[str]
+    pinned: frozenset[str]
+    revokes_paused_before: str | None
+    revokes_paused: str | None
+
+
+_PoolWide = tuple[DirectoryFigures, tuple[Pin, ...], frozenset[str], str | None]
+
+
 class SeatPolicy:
     """The policy's state and its rules. `handle(event)` returns the decisions it took."""
 
@@ -300,6 +333,10 @@ class SeatPolicy:
         # Why idle revokes are paused (a freeze, a stalled feed), or None.
         self.revokes_paused: str | None = None
         self._pin_entries = self._resolve_pins()
+        # While recording: the rows, as they were, of every user changed since the last
+        # `take_changes()`, and the pool-wide values then. None: not recording (a replay).
+        self._undo: dict[str, UserRows] | None = None
+        self._base: _PoolWide | None = None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -378,6 +415,7 @@ class SeatPolicy:
         waiter = self.waiters.get(user)
         if waiter is None:
             last = next(reversed(self.waiters.values()), None)
+            self._touch(user)
             self.waiters[user] = Waiter(user, now, self._rank(user))
             if last is not None and (last.queued_at, last.user) > (now, user):
                 # An event that came late: keep the line in the order people queued.
@@ -404,6 +442,7 @@ class SeatPolicy:
             reason = f"all {self.capacity()} seats are in use and none can be freed ({said})"
             out.append(Denied(user, now, Rule.DENY_NO_SEAT_FOR_ADMIN, reason))
             return
+        self._touch(user)
         self.waiters.pop(user, None)
         self._grant(user, now, Rule.GRANT_BY_ADMIN, out)
         out[-1] = replace(out[-1], reason=f"{out[-1].reason} ({said})")
@@ -452,6 +491,7 @@ class SeatPolicy:
                 if expires - settings.warn_before_s > now:
                     break
                 if not holder.warned:
+                    self._touch(holder.user)
                     holder.warned = True
                     left = expires - now
                     out.append(
@@ -470,6 +510,7 @@ class SeatPolicy:
             waiter = next(iter(self.waiters.values()))
             if now - waiter.queued_at <= timeout:
                 break  # in the order they queued: the rest waited less
+            self._touch(waiter.user)
             del self.waiters[waiter.user]
             waited = now - waiter.queued_at
             out.append(
@@ -488,20 +529,24 @@ class SeatPolicy:
         self.pinned = pinned
         for user in ended:
             # A pin ended: the user keeps the seat they sit in, as a floating holder.
+            self._touch(user)
             self.holders[user] = Holder(user, now, now)
             out.append(Grant(user, now, Rule.GRANT_PIN_ENDED, "the pin ended; now floating"))
         if ended:
             self._reorder()
         for user in began:
+            self._touch(user)
             if self.holders.pop(user, None) is not None:
                 out.append(Release(user, now, Rule.RELEASE_PINNED, "pinned: holds a fixed seat"))
             self.waiters.pop(user, None)
 
     def _drop_unmanaged(self, now: int, out: list[Decision]) -> None:
         for user in [u for u in self.holders if not self._managed(u)]:
+            self._touch(user)
             del self.holders[user]
             out.append(Release(user, now, Rule.RELEASE_LEFT_POOL, "left the pool or excluded"))
         for user in [u for u in self.waiters if not self._managed(u)]:
+            self._touch(user)
             del self.waiters[user]
 
     def _serve_queue(self, now: int, out: list[Decision], arriving: str | None = None) -> None:
@@ -515,6 +560,7 @@ class SeatPolicy:
             rule = self._make_room(waiter.user, now, out)
             if rule is None:
                 continue  # a group limit holds this one back; the next may fit
+            self._touch(waiter.user)
             del self.waiters[waiter.user]
             if waiter.user != arriving:
                 rule = Rule.GRANT_FROM_QUEUE
@@ -614,6 +660,7 @@ class SeatPolicy:
 
     def _grant(self, user: str, now: int, rule: Rule, out: list[Decision]) -> None:
         last = next(reversed(self.holders.values()), None)
+        self._touch(user)
         self.holders[user] = Holder(user, now, now)
         if last is not None and last.last_activity > now:
             self._reorder()
@@ -630,6 +677,7 @@ class SeatPolicy:
         idle: bool = False,
         preempted_by: str | None = None,
     ) -> None:
+        self._touch(holder.user)
         del self.holders[holder.user]
         idle_for = now - holder.last_activity
         if preempted_by is not None:
@@ -645,6 +693,9 @@ class SeatPolicy:
     def _refresh(self, holder: Holder, now: int) -> None:
         if now <= holder.last_activity:
             return
+        undo = self._undo  # `_touch`, inlined: the replay's hot path
+        if undo is not None and holder.user not in undo:
+            undo[holder.user] = self._rows(holder.user)
         holder.last_activity = now
         holder.warned = False
         # Keep the order by last activity: move to the back (events come roughly in order).
@@ -713,6 +764,56 @@ class SeatPolicy:
         policy.pinned = snapshot.pinned
         policy.revokes_paused = snapshot.revokes_paused
         return policy
+
+    def record_changes(self) -> None:
+        """From now on note what changes, for `take_changes()`."""
+        self._undo = {}
+        self._base = self._pool_wide()
+
+    def take_changes(self) -> PolicyChanges:
+        """What changed since `record_changes()` or the last call; recording goes on."""
+        undo, base = self._undo, self._base
+        if undo is None or base is None:
+            raise RuntimeError("take_changes() before record_changes()")
+        users: dict[str, tuple[UserRows, UserRows]] = {}
+        for user, before in undo.items():
+            after = self._rows(user)
+            if after != before:
+                users[user] = (before, after)
+        self.record_changes()
+        figures, pins, pinned, revokes_paused = base
+        return PolicyChanges(
+            users=users,
+            figures_before=figures,
+            figures=self.figures,
+            pins_before=pins,
+            pins=self.pins,
+            pinned_before=pinned,
+            pinned=self.pinned,
+            revokes_paused_before=revokes_paused,
+            revokes_paused=self.revokes_paused,
+        )
+
+    def _touch(self, user: str) -> None:
+        """Call before changing `user`'s rows: while recording, keeps them as they were."""
+        undo = self._undo
+        if undo is not None and user not in undo:
+            undo[user] = self._rows(user)
+
+    def _rows(self, user: str) -> UserRows:
+        """Copies of `user`'s rows: the policy changes its holders in place."""
+        holder = self.holders.get(user)
+        waiter = self.waiters.get(user)
+        return UserRows(
+            None
+            if holder is None
+            else Holder(holder.user, holder.granted_at, holder.last_activity, holder.warned),
+            None if waiter is None else Waiter(waiter.user, waiter.queued_at, waiter.rank),
+            self.locked_until.get(user),
+        )
+
+    def _pool_wide(self) -> _PoolWide:
+        return (self.figures, self.pins, self.pinned, self.revokes_paused)
 
 
 def _idle_key(holder: Holder) -> tuple[int, int, str]:
