@@ -1,8 +1,9 @@
 """`SqlLedger`: the seat ledger on SQLAlchemy Core. Implements `floatseat.service.ports.Ledger`.
 
 Mapping happens here, outside the domain: rows become `PolicySnapshot` values and back.
-Saving writes only what changed between two snapshots, so that a holder's activity costs
-one UPDATE, not a rewrite of the pool.
+Saving writes only what changed, so that a holder's activity costs one UPDATE, not a
+rewrite of the pool: `save_changes` takes the rows the policy says it changed, `save` finds
+them by comparing two whole snapshots.
 """
 
 from __future__ import annotations
@@ -10,11 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from floatseat.domain.policy import DirectoryFigures, Holder, Pin, PolicySnapshot, Waiter
+from floatseat.domain.policy import (
+    DirectoryFigures,
+    Holder,
+    Pin,
+    PolicyChanges,
+    PolicySnapshot,
+    Waiter,
+)
 from floatseat.service.errors import LedgerDatabaseError, LedgerNotReady
 from floatseat.service.ports import (
     AuditEntry,
@@ -159,6 +167,46 @@ class SqlLedgerTransaction:
         )
 
     def save(self, before: PolicySnapshot, after: PolicySnapshot) -> int:
+        return self._write(_rows_of(before), _rows_of(after))
+
+    def save_changes(self, changes: PolicyChanges) -> int:
+        """`save` from what the policy says it changed (`SeatPolicy.take_changes()`): only
+        the rows of the users it names are compared and written. The new version."""
+        # Row maps over the changed users only: `_sync` leaves everyone else alone. New
+        # rows go in in a snapshot's order (longest idle, first queued), as `save`'s do.
+        users = changes.users.items()
+        before = _Rows(
+            changes.figures_before,
+            changes.pins_before,
+            changes.pinned_before,
+            changes.revokes_paused_before,
+            _holder_rows(h for _, (b, _a) in users if (h := b.holder) is not None),
+            _waiter_rows(w for _, (b, _a) in users if (w := b.waiter) is not None),
+            _lock_rows((u, b.locked_until) for u, (b, _a) in users),
+        )
+        after = _Rows(
+            changes.figures,
+            changes.pins,
+            changes.pinned,
+            changes.revokes_paused,
+            _holder_rows(
+                sorted(
+                    (h for _, (_b, a) in users if (h := a.holder) is not None),
+                    key=lambda h: (h.last_activity, h.granted_at, h.user),
+                )
+            ),
+            _waiter_rows(
+                sorted(
+                    (w for _, (_b, a) in users if (w := a.waiter) is not None),
+                    key=lambda w: (w.queued_at, w.user),
+                )
+            ),
+            _lock_rows((u, a.locked_until) for u, (_b, a) in users),
+        )
+        return self._write(before, after)
+
+    def _write(self, before: _Rows, after: _Rows) -> int:
+        """Write what differs from `before` to `after`; bump the version and return it."""
         values: Row = {"version": ledger_state.c.version + 1}
         if after.figures is not before.figures and after.figures != before.figures:
             values["tier"] = after.figures.tier
@@ -172,14 +220,11 @@ class SqlLedgerTransaction:
             values["pins"] = [
                 {"user": p.user, "group": p.group, "until": p.until} for p in after.pins
             ]
-        self._sync(holders, _holder_rows(before), _holder_rows(after))
-        self._sync(waiters, _waiter_rows(before), _waiter_rows(after))
-        self._sync(
-            revoke_locks,
-            {u: {"until": t} for u, t in before.locked_until},
-            {u: {"until": t} for u, t in after.locked_until},
-        )
-        self._sync(pinned_users, {u: {} for u in before.pinned}, {u: {} for u in after.pinned})
+        self._sync(holders, before.holders, after.holders)
+        self._sync(waiters, before.waiters, after.waiters)
+        self._sync(revoke_locks, before.locks, after.locks)
+        if after.pinned is not before.pinned:
+            self._sync(pinned_users, {u: {} for u in before.pinned}, {u: {} for u in after.pinned})
         update = (
             sa.update(ledger_state)
             .where(ledger_state.c.id == 1)
@@ -494,12 +539,40 @@ def _directory_rows(figures: DirectoryFigures) -> dict[str, Row]:
     }
 
 
-def _holder_rows(snapshot: PolicySnapshot) -> dict[str, Row]:
+class _Rows(NamedTuple):
+    """The policy's state as the ledger stores it; the row maps may cover only some users."""
+
+    figures: DirectoryFigures
+    pins: tuple[Pin, ...]
+    pinned: frozenset[str]
+    revokes_paused: str | None
+    holders: dict[str, Row]
+    waiters: dict[str, Row]
+    locks: dict[str, Row]
+
+
+def _rows_of(snapshot: PolicySnapshot) -> _Rows:
+    return _Rows(
+        snapshot.figures,
+        snapshot.pins,
+        snapshot.pinned,
+        snapshot.revokes_paused,
+        _holder_rows(snapshot.holders),
+        _waiter_rows(snapshot.waiters),
+        _lock_rows(snapshot.locked_until),
+    )
+
+
+def _holder_rows(rows: Iterable[Holder]) -> dict[str, Row]:
     return {
         h.user: {"granted_at": h.granted_at, "last_activity": h.last_activity, "warned": h.warned}
-        for h in snapshot.holders
+        for h in rows
     }
 
 
-def _waiter_rows(snapshot: PolicySnapshot) -> dict[str, Row]:
-    return {w.user: {"queued_at": w.queued_at, "rank": w.rank} for w in snapshot.waiters}
+def _waiter_rows(rows: Iterable[Waiter]) -> dict[str, Row]:
+    return {w.user: {"queued_at": w.queued_at, "rank": w.rank} for w in rows}
+
+
+def _lock_rows(rows: Iterable[tuple[str, int | None]]) -> dict[str, Row]:
+    return {u: {"until": t} for u, t in rows if t is not None}
