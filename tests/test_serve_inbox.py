@@ -87,3 +87,22 @@ def test_an_agent_that_stops_reporting_stalls_its_node_and_pauses_revokes(world:
     world.step(6)
     status = world.served.runtime.status()
     assert status.stalled_feeds == () and status.revokes_paused is None
+
+
+def test_a_policy_change_made_on_another_instance_is_adopted(world: World) -> None:
+    from dataclasses import replace
+
+    from floatseat.service.bootstrap import build_service
+
+    other = build_service(world.settings, world.fake, clock=world.clock)  # the same ledger
+    try:
+        here = world.served.runtime
+        changed = replace(here.policy_settings, idle_timeout_s=100, reserve=1)
+        other.runtime.update_policy(changed, "root")
+        assert here.policy_settings != changed
+        assert here.refresh_policy()
+        assert here.policy_settings == changed
+        assert here.engine.settings == changed  # decisions from now on use it
+        assert not here.refresh_policy()  # nothing new
+    finally:
+        other.close()

@@ -34,11 +34,13 @@ from floatseat.domain.policy import Activity, Sweep
 from floatseat.service.errors import DirectoryError, EngineError
 from floatseat.service.feeds import Feeds, Seen
 from floatseat.service.outbox import OutboxExecutor, PassReport, ShadowOutbox
-from floatseat.service.ports import ActivityInbox
+from floatseat.service.ports import ActivityInbox, SoloLeadership
 from floatseat.service.reconcile import Reconciler, ReconcileReport
 from floatseat.service.runtime import Runtime
 
 __all__ = ["ActivityLoop", "Coalescer", "DirectoryWorker", "Service"]
+
+POLICY_CHECK_INTERVAL_S = 5.0  # several instances: how soon one adopts another's policy change
 
 log = logging.getLogger(__name__)
 
@@ -402,6 +404,8 @@ class Service:
 
     def _run_leadership(self) -> None:
         leadership = self.runtime.leadership
+        clustered = not isinstance(leadership, SoloLeadership)
+        next_policy_check = 0.0
         while not self.stopping.is_set():
             was = leadership.leading
             try:
@@ -411,6 +415,12 @@ class Service:
                 now_leading = False
             if now_leading and not was:
                 self.directory.wake()
+            if clustered and time.monotonic() >= next_policy_check:
+                next_policy_check = time.monotonic() + POLICY_CHECK_INTERVAL_S
+                try:  # an admin may have changed the policy on another instance
+                    self.runtime.refresh_policy()
+                except EngineError as error:
+                    log.warning("reading the policy overrides: %s", error)
             self.stopping.wait(self.heartbeat_s)
 
     def _activity_turn(self, now: float) -> None:

@@ -449,6 +449,19 @@ class Runtime:
         self.submit(Sweep(now))  # apply it: a shorter timeout may free seats now
         return entry
 
+    def refresh_policy(self) -> bool:
+        """Adopt the policy overrides another instance saved (an admin's change on another
+        instance's dashboard); whether the settings changed."""
+        base = self.base_policy or self.policy_settings
+        settings, _notes = with_overrides(base, self.ledger.policy_overrides())
+        with self._lock:
+            if settings == self.policy_settings:
+                return False
+            self.engine.use_settings(settings)
+            self.policy_settings = settings
+        log.info("policy: adopted the overrides saved by another instance")
+        return True
+
     def frozen(self) -> bool:
         return FREEZE_FLAG in self.ledger.flags()
 
