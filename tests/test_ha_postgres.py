@@ -196,9 +196,6 @@ def test_three_instances_survive_their_leader_dying_again_and_again(
     url = postgres.new_database()
     upgrade(url)
     engine = create_engine(url)
-    store = WebStore(engine)
-    store.create()  # before three instances race to create the web side's tables
-    token = store.add_token("load", Role.REPORTER, "test", int(time.time()))[1]
     logs = tmp_path / "logs"
     with running_simulator(
         product="jira",
@@ -229,6 +226,8 @@ def test_three_instances_survive_their_leader_dying_again_and_again(
                 instance.start()
             wait_for(lambda: all(i.healthy() for i in instances), 60, every=0.2)
             wait_for(lambda: leader_row(engine)[1] in INSTANCES, 20, every=0.1)
+            # The three created the web side's tables at once, taking turns.
+            token = WebStore(engine).add_token("load", Role.REPORTER, "test", int(time.time()))[1]
             users = [u for u in sim.users if u != "admin"]
             load = Load(instances, users, token)
             with running_load(load):

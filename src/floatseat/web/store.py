@@ -87,6 +87,10 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+# Any constant, the same in every floatseat process (not the ledger's migration lock).
+_CREATE_LOCK = 0x666C_6F61_7477_6562  # "floatweb"
+
+
 class WebStore:
     """Accounts, tokens and admin actions in the ledger's database."""
 
@@ -98,8 +102,12 @@ class WebStore:
         self._token_lock = threading.Lock()
 
     def create(self) -> None:
-        """Create the web side's tables where they are missing."""
-        metadata.create_all(self.engine, checkfirst=True)
+        """Create the web side's tables where they are missing. Several instances starting at
+        once on one PostgreSQL take turns (the second finds the tables there)."""
+        with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_CREATE_LOCK)))
+            metadata.create_all(connection, checkfirst=True)
 
     # -- accounts ------------------------------------------------------------------------
 
