@@ -122,6 +122,10 @@ def status_public(s: Status) -> StatusPublic:
         drift_repairs=s.drift_repairs,
         warnings=list(s.warnings),
         now=instant(s.now),
+        role=s.role,
+        instance=s.instance,
+        leader=s.leader,
+        epoch=s.epoch,
     )
 
 

@@ -4,6 +4,10 @@ Gauges are read from the runtime's status at each scrape. The decision counters 
 from the audit log, so they survive restarts and agree across processes; a counter that
 never resets is what Prometheus expects. Request latency and the activity API's throttled
 requests are counted by this process.
+
+High availability: `floatseat_leader{instance}` is 1 on the instance that leads (acting, taking
+over, or solo) and 0 on a follower; `floatseat_leadership_epoch` is the leadership epoch, 0 when
+solo (so both series exist on every instance and an alert need not handle a missing one).
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ METRIC_NAMES = (
     "floatseat_denials_total",
     "floatseat_http_request_duration_seconds",
     "floatseat_activity_throttled_total",
+    "floatseat_leader",
+    "floatseat_leadership_epoch",
 )
 THROTTLE_REASONS = ("rate", "failed_auth")  # a principal over its rate; an address that failed
 
@@ -101,6 +107,19 @@ class _Collector(Collector):
         for feed, seconds in sorted(s.feed_lag_s.items()):
             lag.add_metric([feed], seconds)
         yield lag
+        leader = GaugeMetricFamily(
+            "floatseat_leader",
+            "1 on the instance that leads (acting or taking over; a solo instance leads), "
+            "0 on a follower.",
+            labels=["instance"],
+        )
+        leader.add_metric([s.instance], int(s.leads))
+        yield leader
+        yield GaugeMetricFamily(
+            "floatseat_leadership_epoch",
+            "The leadership epoch (rises at every takeover); 0 when solo.",
+            value=s.epoch or 0,
+        )
         yield from self._counters()
 
     def _counters(self) -> Iterable[Metric]:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from floatseat.web.store import Role
+from floatseat.web.views import InstanceRole
 
 
 def instant(at: int) -> datetime:
@@ -45,6 +46,22 @@ class StatusPublic(BaseModel):
     drift_repairs: int
     warnings: list[str]
     now: datetime
+    role: InstanceRole = Field(
+        description="This instance's part: `solo` (one instance, SQLite ledger); with several "
+        "instances on PostgreSQL `leader` (moves users in the directory), "
+        "`leader-taking-over` (leads, but is still within the takeover grace: directory "
+        "moves resume within seconds) or `follower` (serves the dashboard and the API, "
+        "hands activity to the leader)."
+    )
+    instance: str = Field(description="This instance's name (`solo` for a single instance).")
+    leader: str | None = Field(
+        description="The leading instance's name, as the ledger records it; null when solo "
+        "or when nobody leads (e.g. just after the leader stopped cleanly)."
+    )
+    epoch: int | None = Field(
+        description="The leadership epoch: it rises by one at every change of leader "
+        "(a fencing token); null when solo."
+    )
 
 
 class HolderPublic(BaseModel):

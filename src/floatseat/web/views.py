@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -22,10 +22,12 @@ __all__ = [
     "AuditQuery",
     "AuditRow",
     "HolderView",
+    "InstanceRole",
     "Status",
     "UserView",
     "WaiterView",
     "holders",
+    "leadership_text",
     "queue",
     "queue_position",
     "read_status",
@@ -38,6 +40,17 @@ __all__ = [
 # floating one, so the seats chart leaves it out. (floatseat.service.engine.PIN_BEGAN_RULE)
 _FIXED_SEAT_GRANTS = ("grant-pin-began",)
 ADMIN_KIND = AuditKind.ADMIN.value  # admin actions of the web side (pins, accounts, ...)
+
+# This instance's part (high availability; `RuntimeStatus.role`): "solo" on SQLite; on
+# PostgreSQL "leader", "leader-taking-over" (leads, still in the takeover grace: no directory
+# call yet) or "follower".
+InstanceRole = Literal["solo", "leader", "leader-taking-over", "follower"]
+_ROLES: dict[str, InstanceRole] = {
+    "solo": "solo",
+    "leader": "leader",
+    "leader-taking-over": "leader-taking-over",
+    "follower": "follower",
+}
 
 
 @dataclass(frozen=True)
@@ -61,7 +74,16 @@ class Status:
     directory_errors: int
     last_reconciliation: int | None
     drift_repairs: int
+    role: InstanceRole = "solo"
+    instance: str = "solo"
+    leader: str | None = None  # the leading instance, as the ledger names it; None: nobody
+    epoch: int | None = None  # the leadership epoch; None when solo
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def leads(self) -> bool:
+        """This instance leads (solo, acting, or taking over)."""
+        return self.role != "follower"
 
 
 def read_status(runtime: WebRuntime, snapshot: PolicySnapshot, now: int) -> Status:
@@ -69,7 +91,8 @@ def read_status(runtime: WebRuntime, snapshot: PolicySnapshot, now: int) -> Stat
 
     The runtime's `status()` is read by attribute name: capacity, seats_held, queue_length,
     pinned, tier, licensed, revokes_paused, shadow, frozen, stalled_feeds, feed_lag_s,
-    outbox_backlog, directory_errors, last_reconciliation, drift_repairs.
+    outbox_backlog, directory_errors, last_reconciliation, drift_repairs, and (high
+    availability) role, instance, leader, epoch: a runtime without them is "solo".
     """
     reported = runtime.status()
     cache: dict[str, Any] = {}
@@ -121,8 +144,34 @@ def read_status(runtime: WebRuntime, snapshot: PolicySnapshot, now: int) -> Stat
         directory_errors=_int(get("directory_errors", from_ledger("directory_errors"))),
         last_reconciliation=_opt_int(get("last_reconciliation")),
         drift_repairs=_int(get("drift_repairs", lambda: 0)),
+        role=_role(get("role", lambda: "solo")),
+        instance=str(get("instance", lambda: "solo")),
+        leader=_opt_str(get("leader")),
+        epoch=_opt_int(get("epoch")),
     )
     return _with_warnings(status)
+
+
+def leadership_text(s: Status) -> str | None:
+    """Who this instance is and who leads, in words for the dashboard's header; None when
+    solo (one instance needs no badge). dashboard.js words it the same way as it polls."""
+    epoch = "" if s.epoch is None else f" (epoch {s.epoch})"
+    if s.role == "solo":
+        return None
+    if s.role == "leader":
+        return f"{s.instance} · leader{epoch}"
+    if s.role == "leader-taking-over":
+        resume = "directory moves resume within seconds"
+        return f"{s.instance} · taking over as leader{epoch}: {resume}"
+    leader = f"leader: {s.leader}" if s.leader else "no leader at the moment"
+    return f"{s.instance} · follower — {leader}{epoch}"
+
+
+def _role(value: object) -> InstanceRole:
+    role = _ROLES.get(str(value))
+    if role is None:
+        raise ValueError(f"unknown instance role {value!r}")
+    return role
 
 
 def _with_warnings(s: Status) -> Status:
@@ -168,6 +217,10 @@ def _int(value: object) -> int:
 
 def _opt_int(value: object) -> int | None:
     return None if value is None else _int(value)
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _names(value: object) -> list[str]:

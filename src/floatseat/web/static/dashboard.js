@@ -102,12 +102,29 @@
   };
   const ms = (iso) => Date.parse(iso);
 
+  // Who this instance is and who leads; worded as views.leadership_text (none when solo).
+  const leadershipText = (s) => {
+    const epoch = s.epoch === null ? "" : " (epoch " + s.epoch + ")";
+    if (s.role === "leader") return s.instance + " · leader" + epoch;
+    if (s.role === "leader-taking-over") {
+      return s.instance + " · taking over as leader" + epoch + ": directory moves resume within seconds";
+    }
+    return s.instance + " · follower — " + (s.leader ? "leader: " + s.leader : "no leader at the moment") + epoch;
+  };
+  const applyRole = (s) => {
+    const el = $("instance-role");
+    if (!el || s.role === "solo") return;  // a single instance shows no badge
+    el.textContent = leadershipText(s);
+    el.className = "instance role-" + s.role;
+  };
+
   const applyStatus = (s) => {
     setText("fig-held", s.seats_held);
     setText("fig-capacity", s.capacity);
     setText("fig-queue", s.queue_length);
     setText("fig-pinned", s.pinned);
     setText("fig-licence", (s.licensed ?? "–") + " / " + (s.tier ?? "–"));
+    applyRole(s);
     const list = $("warnings");
     list.replaceChildren(...s.warnings.map((w) => { const li = document.createElement("li"); li.textContent = w; return li; }));
     const now = ms(s.now);
