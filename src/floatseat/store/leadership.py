@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 LEADER_LOCK = 0x666C_6F61_7473_6C64  # "floatsld"
 _APPLICATION_NAME = "floatseat-leader"
 # The database's clock: the instances' clocks may disagree.
-_NOW = sa.literal_column("CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp())) AS BIGINT)", sa.BigInteger)
+_NOW = sa.literal_column(
+    "CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp())) AS BIGINT)", sa.BigInteger
+)
 
 
 class PostgresLeadership:
