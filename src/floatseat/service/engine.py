@@ -11,6 +11,7 @@ users or a hundred thousand.
 
 from __future__ import annotations
 
+import threading
 from typing import Protocol, TypeVar, runtime_checkable
 
 from floatseat.domain.policy import (
@@ -61,7 +62,11 @@ _Row = TypeVar("_Row", Holder, Waiter, int)
 class _Committed:
     """The policy's state as committed, kept up to date from each event's changes, so that
     `peek()` never walks (or copies) the policy. Its rows are copies the policy never
-    changes; a snapshot is built when asked for, once per commit."""
+    changes; a snapshot is built when asked for, once per commit.
+
+    The web side peeks from its own threads without the runtime's lock, so applying and
+    building take a lock of their own: a snapshot is wholly before a commit or after it.
+    """
 
     def __init__(self, snapshot: PolicySnapshot) -> None:
         self.figures = snapshot.figures
@@ -72,31 +77,35 @@ class _Committed:
         self.waiters: dict[str, Waiter] = {w.user: w for w in snapshot.waiters}
         self.locked_until: dict[str, int] = dict(snapshot.locked_until)
         self._snapshot: PolicySnapshot | None = snapshot
+        self._lock = threading.Lock()
 
     def apply(self, changes: PolicyChanges) -> None:
-        self.figures = changes.figures
-        self.pins = changes.pins
-        self.pinned = changes.pinned
-        self.revokes_paused = changes.revokes_paused
-        for user, (_, after) in changes.users.items():
-            _put(self.holders, user, after.holder)
-            _put(self.waiters, user, after.waiter)
-            _put(self.locked_until, user, after.locked_until)
-        self._snapshot = None
+        """Apply a committed event's changes (never uncommitted ones: readers see them)."""
+        with self._lock:
+            self.figures = changes.figures
+            self.pins = changes.pins
+            self.pinned = changes.pinned
+            self.revokes_paused = changes.revokes_paused
+            for user, (_, after) in changes.users.items():
+                _put(self.holders, user, after.holder)
+                _put(self.waiters, user, after.waiter)
+                _put(self.locked_until, user, after.locked_until)
+            self._snapshot = None
 
     def snapshot(self) -> PolicySnapshot:
-        # The same object until the next commit: readers compare it by identity.
-        if self._snapshot is None:
-            self._snapshot = PolicySnapshot(
-                figures=self.figures,
-                pins=self.pins,
-                holders=tuple(self.holders.values()),
-                waiters=tuple(self.waiters.values()),
-                locked_until=tuple(sorted(self.locked_until.items())),
-                pinned=self.pinned,
-                revokes_paused=self.revokes_paused,
-            )
-        return self._snapshot
+        with self._lock:
+            # The same object until the next commit: readers compare it by identity.
+            if self._snapshot is None:
+                self._snapshot = PolicySnapshot(
+                    figures=self.figures,
+                    pins=self.pins,
+                    holders=tuple(self.holders.values()),
+                    waiters=tuple(self.waiters.values()),
+                    locked_until=tuple(sorted(self.locked_until.items())),
+                    pinned=self.pinned,
+                    revokes_paused=self.revokes_paused,
+                )
+            return self._snapshot
 
 
 def _put(rows: dict[str, _Row], user: str, row: _Row | None) -> None:
@@ -133,13 +142,12 @@ class SeatEngine:
             decisions = loaded.policy.handle(event)
             changes = loaded.policy.take_changes()
             if isinstance(tx, _SavesChanges):
-                loaded.version = tx.save_changes(changes)
-                loaded.committed.apply(changes)
-            else:  # a ledger that only compares whole snapshots
-                before = loaded.committed.snapshot()
-                loaded.committed.apply(changes)
-                loaded.version = tx.save(before, loaded.committed.snapshot())
+                new_version = tx.save_changes(changes)
+            else:  # a ledger that only compares whole snapshots: as before changes existed
+                new_version = tx.save(loaded.committed.snapshot(), loaded.policy.snapshot())
             tx.append_audit(_queue_moves(tx, decisions, changes, event.at))
+        loaded.version = new_version
+        loaded.committed.apply(changes)
         self._loaded = loaded
         return decisions
 
