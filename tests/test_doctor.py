@@ -265,3 +265,44 @@ def test_seats_against_the_licence() -> None:
     assert tight.level is Level.WARN
     nothing = check_seats(Licence(10, 10), enabled_members=0, licensed_users=10, reserve=0)
     assert nothing.level is Level.FAIL and "nothing left to float" in nothing.message
+
+
+def test_the_leader_and_its_heartbeat() -> None:
+    from floatseat.doctor import check_leadership
+    from floatseat.service.ports import LeaderInfo
+
+    assert check_leadership(None, 1000, 15).level is Level.WARN
+    nobody = check_leadership(LeaderInfo(4, None, 900, 990), 1000, 15)
+    assert nobody.level is Level.WARN and "no instance leads" in nobody.message
+    fresh = check_leadership(LeaderInfo(4, "alpha", 900, 999), 1000, 15)
+    assert fresh.level is Level.OK and "alpha leads (epoch 4)" in fresh.message
+    hung = check_leadership(LeaderInfo(4, "alpha", 900, 980), 1000, 15)
+    assert hung.level is Level.FAIL and "hung or cut off" in hung.message
+    assert "ha_leader_timeout_s (15 s)" in hung.fix
+
+
+def test_agents_that_went_quiet_are_named_and_their_logs_need_no_local_nodes(
+    tmp_path: Path,
+) -> None:
+    from floatseat.store.database import upgrade
+    from floatseat.store.inbox import Inbox
+
+    state = tmp_path / "state"
+    state.mkdir()
+    url = f"sqlite:///{state / 'floatseat.db'}"
+    upgrade(url)
+    from floatseat.store.database import create_engine
+
+    engine = create_engine(url)
+    now = int(time.time())
+    Inbox(engine).accept_batch("a1", "node1", 1, [], now=now - 30, log_at=now - 30)
+    Inbox(engine).accept_batch("a2", "node2", 7, [], now=now - 3600, log_at=now - 3600)
+    engine.dispose()
+    settings = load_settings(None, state_dir=state)  # no [[nodes]]: the agents read the logs
+    report = run_doctor(settings, clock=lambda: now)
+    agents = {f.subject: f for f in report.findings if f.check == "agents"}
+    assert agents["agent a1 (node1)"].level is Level.OK
+    quiet = agents["agent a2 (node2)"]
+    assert quiet.level is Level.WARN and "60 min ago (batch 7)" in quiet.message
+    assert "floatseat-agent" in quiet.fix
+    assert levels(report.findings, "access logs") == []  # no "no nodes configured" failure

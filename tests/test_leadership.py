@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -191,3 +192,28 @@ def test_a_clean_handover_needs_no_grace(engine: sa.Engine) -> None:
     assert b.campaign() and b.acting()
     b.resign(calls_over=False)  # its directory worker did not stop in time
     assert a.campaign() and not a.acting()
+
+
+def test_doctor_reads_who_leads_and_finds_a_stale_heartbeat(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    from floatseat.doctor import Level, run_doctor
+    from floatseat.service.settings import load_settings
+
+    url = engine.url.render_as_string(hide_password=False)
+    settings = load_settings(
+        None, database_url=url, state_dir=tmp_path, ha_leader_timeout_s=1.0, ha_heartbeat_s=0.5
+    )
+
+    def cluster() -> tuple[Level, str]:
+        [found] = [f for f in run_doctor(settings).findings if f.check == "cluster"]
+        return found.level, found.message
+
+    assert cluster()[0] is Level.WARN  # nobody ever led
+    clock = Clock()
+    a = leadership(engine, "a", clock)
+    assert a.campaign()
+    level, message = cluster()
+    assert level is Level.OK and message.startswith("a leads (epoch 1)")
+    time.sleep(2.1)  # no heartbeat for longer than the timeout
+    assert cluster()[0] is Level.FAIL

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     import httpx
 
     from floatseat.directory.port import ManagedDirectory
+    from floatseat.service.ports import LeaderInfo
     from floatseat.service.settings import NodeLogs, ServeSettings
+    from floatseat.store.inbox import AgentSeen
 
 __all__ = [
     "DoctorReport",
@@ -632,6 +634,62 @@ def check_seats(
     return Finding("seats", Level.OK, said, "", "licence")
 
 
+# -- the cluster: the leader and the agents ---------------------------------------------------
+
+AGENT_QUIET_AFTER_S = 5 * 60  # agents send a heartbeat every 30 s, even with nothing to say
+
+
+def check_leadership(info: LeaderInfo | None, db_now: int, leader_timeout_s: float) -> Finding:
+    """Several instances on PostgreSQL: who leads, and whether its heartbeat is fresh."""
+    if info is None or info.leader is None:
+        return Finding(
+            "cluster",
+            Level.WARN,
+            "no instance leads now: nobody reads the logs or moves seats",
+            "Start floatseat serve (one instance is enough); if instances run, see their "
+            "logs for 'leads under epoch'.",
+            "leadership",
+        )
+    age = db_now - (info.heartbeat_at or info.since or db_now)
+    said = f"{info.leader} leads (epoch {info.epoch}), heartbeat {_duration(age)} ago"
+    if age > leader_timeout_s:
+        return Finding(
+            "cluster",
+            Level.FAIL,
+            f"{said}: it is hung or cut off from the database",
+            f"Followers end its session after ha_leader_timeout_s ({int(leader_timeout_s)} s) "
+            "and take over; if none runs, start another instance, and look at the leader's "
+            "host.",
+            "leadership",
+        )
+    return Finding("cluster", Level.OK, said, "", "leadership")
+
+
+def check_agents(agents: Sequence[AgentSeen], now: float) -> list[Finding]:
+    """Each cluster agent's last batch: an agent that went quiet leaves its node unread."""
+    found = []
+    for agent in agents:
+        age = now - agent.last_at
+        subject = f"agent {agent.agent_id} ({agent.node})"
+        if age > AGENT_QUIET_AFTER_S:
+            found.append(
+                Finding(
+                    "agents",
+                    Level.WARN,
+                    f"last batch {_duration(age)} ago (batch {agent.last_seq})",
+                    f"Check floatseat-agent on {agent.node}: `systemctl status floatseat-agent` "
+                    "and its journal (it spools while the service is unreachable). If the "
+                    "node is gone for good, ignore this.",
+                    subject,
+                )
+            )
+        else:
+            found.append(
+                Finding("agents", Level.OK, f"last batch {_duration(age)} ago", "", subject)
+            )
+    return found
+
+
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 120:
@@ -693,7 +751,9 @@ def run_doctor(
     for node in settings.nodes:
         if node.pattern is not None:
             run.add(check_pattern(node.pattern, f"{node.name} (config)"))
-    _check_logs(run, settings.nodes, sleep)
+    agents = _check_ledger(run, settings)
+    if settings.nodes or not agents:
+        _check_logs(run, settings.nodes, sleep)
     if not settings.base_url:
         run.add(
             Finding(
@@ -706,6 +766,50 @@ def run_doctor(
         return DoctorReport(tuple(run.findings))
     _check_product(run, settings, directory, http)
     return DoctorReport(tuple(run.findings))
+
+
+def _check_ledger(run: _Run, settings: ServeSettings) -> list[AgentSeen]:
+    """The leadership (PostgreSQL) and the agents, from the ledger; the agents it found."""
+    import sqlalchemy as sa
+
+    from floatseat.service.errors import LedgerError
+    from floatseat.store.database import create_engine, ensure_current
+    from floatseat.store.inbox import Inbox
+
+    url = settings.ledger_url()
+    if settings.database_url is None and not (settings.state_dir / "floatseat.db").exists():
+        return []  # no ledger yet: serve has not run
+    try:
+        engine = create_engine(url)
+    except LedgerError as error:
+        run.add(Finding("ledger", Level.FAIL, str(error), "Fix database_url.", "ledger"))
+        return []
+    try:
+        ensure_current(engine)
+        agents = Inbox(engine).agents()
+        if engine.dialect.name == "postgresql":
+            from floatseat.store.leadership import read_leadership
+
+            info, db_now = read_leadership(engine)
+            run.add(check_leadership(info, db_now, settings.ha_leader_timeout_s))
+    except LedgerError as error:
+        run.add(
+            Finding(
+                "ledger",
+                Level.SKIP,
+                f"the ledger could not be read: {error}",
+                "Start floatseat serve once: it creates and migrates the ledger.",
+                "ledger",
+            )
+        )
+        return []
+    except sa.exc.SQLAlchemyError as error:
+        run.add(Finding("ledger", Level.FAIL, f"the database failed: {error}", "", "ledger"))
+        return []
+    finally:
+        engine.dispose()
+    run.add(*check_agents(agents, run.clock()))
+    return agents
 
 
 def _check_logs(run: _Run, nodes: Sequence[NodeLogs], sleep: Callable[[float], None]) -> None:

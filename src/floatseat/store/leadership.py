@@ -46,6 +46,16 @@ _NOW = sa.literal_column(
 )
 
 
+def read_leadership(engine: sa.Engine) -> tuple[LeaderInfo | None, int]:
+    """The `leadership` row and the database's clock now (for `floatseat doctor`)."""
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(leadership)).first()
+        now = int(connection.execute(sa.select(_NOW)).scalar_one())
+    if row is None:
+        return None, now
+    return LeaderInfo(row.epoch, row.leader, row.since, row.heartbeat_at), now
+
+
 class PostgresLeadership:
     """Campaign, heartbeat and fence for one instance; thread-safe.
 
