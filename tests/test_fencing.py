@@ -35,7 +35,8 @@ def test_a_deposed_leaders_late_grant_is_refused_before_it_is_sent(
     with running_simulator(product="jira", users=4, tier=10, active_people=False) as sim:
         prepare(sim, tmp_path / "setup")
         alice, bob = sim.users[0], sim.users[1]
-        common = {"database_url": url, "ha_takeover_grace_s": 0.0}
+        # A lease far longer than the test: A is deposed by its cut session, not by time.
+        common = {"database_url": url, "ha_takeover_grace_s": 0.0, "ha_lease_s": 600.0}
         a_settings = settings_for(
             sim, tmp_path / "a", tmp_path / "logs", instance_name="a", **common
         )

@@ -80,6 +80,9 @@ class Served:
         self.close()
 
     def close(self) -> None:
+        # Its session holds the lock on a connection of its own, which closing the ledger's
+        # pool would leave open (the service's stop has resigned already: then a no-op).
+        self.runtime.leadership.resign(calls_over=not self.service.alive())
         self.services.close()
         close = getattr(self.directory, "close", None)
         if callable(close):
