@@ -268,11 +268,16 @@ class LedgerMachine(RuleBasedStateMachine):
         assert decided == set(moves)
         assert applied == {i for i, m in moves.items() if m.state is MoveState.DONE}
         assert superseded == {i for i, m in moves.items() if m.state is MoveState.SUPERSEDED}
-        # Whatever the directory saw came from a move that was at least attempted.
-        attempted = {
-            m.user for m in moves.values() if m.state in (MoveState.IN_FLIGHT, MoveState.DONE)
+        # Whatever the directory saw came from a move floatseat decided, and one that was
+        # claimed: a user whose moves are all still pending was never touched. (A claimed
+        # move may end superseded after an attempt that changed the directory and then
+        # failed or crashed: the user left the pool meanwhile.)
+        changed = {user for _op, user, _group in self.fake.changes}
+        assert changed <= {m.user for m in moves.values()}
+        never_claimed = {m.user for m in moves.values()} - {
+            m.user for m in moves.values() if m.state is not MoveState.PENDING
         }
-        assert {user for _op, user, _group in self.fake.changes} <= attempted
+        assert not changed & never_claimed
 
 
 LedgerMachine.TestCase.settings = hypothesis_settings(
