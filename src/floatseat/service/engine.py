@@ -12,6 +12,7 @@ users or a hundred thousand.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Protocol, TypeVar, runtime_checkable
 
 from floatseat.domain.policy import (
@@ -134,22 +135,45 @@ class SeatEngine:
 
     def handle(self, event: Event) -> list[Decision]:
         """Decide `event` and commit the decisions, their moves and their audit rows at once."""
+        return self.handle_all([event])[0]
+
+    def handle_all(self, events: Sequence[Event]) -> list[list[Decision]]:
+        """Decide `events` in order and commit them in one transaction (all or nothing): the
+        decisions of each. One commit for many events is what keeps a burst of activity
+        reports cheap; the decisions are those of handling them one by one."""
+        if not events:
+            return []
         loaded, self._loaded = self._loaded, None  # on any failure below, forget the copy
         with self.ledger.transaction() as tx:
             version = tx.lock()  # serializes writers: one decision at a time
             if loaded is None or loaded.version != version:
                 loaded = _Loaded(version, tx.load(), self.settings)
-            decisions = loaded.policy.handle(event)
-            changes = loaded.policy.take_changes()
+            policy = loaded.policy
+            decided: list[list[Decision]] = []
+            began: list[tuple[int, str, frozenset[str] | None]] = []
+            for index, event in enumerate(events):
+                pinned = policy.pinned
+                # Who held a floating seat before this event: one event alone reads it from
+                # its changes below, for free; in a batch the changes span every event.
+                held = frozenset(policy.holders) if len(events) > 1 else None
+                decided.append(policy.handle(event))
+                began += [(index, user, held) for user in sorted(policy.pinned - pinned)]
+            changes = policy.take_changes()
+            # Per event: its decisions, then the grants of the pins it began (as one by one).
+            began_by: dict[int, list[str]] = {}
+            for index, user, held in began:
+                if not (user in held if held is not None else _held_before(changes, user)):
+                    began_by.setdefault(index, []).append(user)
             if isinstance(tx, _SavesChanges):
                 new_version = tx.save_changes(changes)
             else:  # a ledger that only compares whole snapshots: as before changes existed
-                new_version = tx.save(loaded.committed.snapshot(), loaded.policy.snapshot())
-            tx.append_audit(_queue_moves(tx, decisions, changes, event.at))
+                new_version = tx.save(loaded.committed.snapshot(), policy.snapshot())
+            for index, (event, decisions) in enumerate(zip(events, decided, strict=True)):
+                tx.append_audit(_queue_moves(tx, decisions, began_by.get(index, []), event.at))
         loaded.version = new_version
         loaded.committed.apply(changes)
         self._loaded = loaded
-        return decisions
+        return decided
 
     def use_settings(self, settings: PolicySettings) -> None:
         """Decide the next events with `settings` (the policy is rebuilt from the ledger)."""
@@ -168,13 +192,19 @@ class SeatEngine:
             return tx.load()
 
 
+def _held_before(changes: PolicyChanges, user: str) -> bool:
+    rows = changes.users.get(user)
+    return rows is not None and rows[0].holder is not None
+
+
 def _queue_moves(
     tx: LedgerTransaction,
     decisions: list[Decision],
-    changes: PolicyChanges,
+    pins_began: list[str],
     at: int,
 ) -> list[AuditEntry]:
-    """Queue the moves the decisions imply; the audit rows of the decisions and moves."""
+    """Queue the moves the decisions imply, and a grant for each user whose pin began
+    without a floating seat (at the time of the event that pinned them); the audit rows."""
     entries = []
     for decision in decisions:
         move_id = None
@@ -191,10 +221,7 @@ def _queue_moves(
                 move_id,
             )
         )
-    for user in sorted(changes.pinned - changes.pinned_before):
-        rows = changes.users.get(user)
-        if rows is not None and rows[0].holder is not None:
-            continue  # held a floating seat: already in the licensed group
+    for user in pins_began:
         move_id = tx.enqueue(user, MoveAction.GRANT, PIN_BEGAN_RULE, at)
         reason = "pinned: holds a fixed seat"
         entries.append(AuditEntry(at, user, AuditKind.GRANT, PIN_BEGAN_RULE, reason, move_id))
