@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -32,7 +32,7 @@ from floatseat.domain.policy import (
 )
 from floatseat.web.actions import PolicyNotEditable, policy_to_json
 from floatseat.web.deps import Admin, Context, Reader, WebContext, require_admin, who_is_asking
-from floatseat.web.ports import Forwarding
+from floatseat.web.ports import Batching, Forwarding
 from floatseat.web.schemas import (
     AccountCreate,
     AccountPublic,
@@ -561,14 +561,17 @@ async def report_activity(
     """
     # `async def` with the work in the thread pool: one hop, where a plain `def` takes two
     # (FastAPI validates a sync route's response in the pool too).
-    if getattr(ctx.runtime, "follows", False):
-        # A follower only hands the report on and waits for the leader: no turn to take.
-        return await run_in_threadpool(record_activity, ctx, body.user, body.at)
-    async with ctx.activity_turn():
-        return await run_in_threadpool(record_activity, ctx, body.user, body.at)
+    runtime = ctx.runtime
+    if isinstance(runtime, Forwarding) and runtime.follows:
+        # A follower only hands the report on and waits for the leader: nothing to batch.
+        return await run_in_threadpool(forward_activity, ctx, runtime, body.user, body.at)
+    batcher = ctx.batcher("activity", lambda reports: decide_reports(ctx, reports))
+    result: ActivityPublic = await batcher.submit((body.user, body.at))
+    return result
 
 
-def record_activity(ctx: WebContext, user: str, at: datetime | None) -> ActivityPublic:
+def checked_activity(ctx: WebContext, user: str, at: datetime | None) -> Activity:
+    """The report as a policy event: the user as the directory spells them, `at` checked."""
     now = ctx.now()
     when = now if at is None else int(at.timestamp())
     window = ctx.settings.activity_replay_window_s
@@ -577,12 +580,38 @@ def record_activity(ctx: WebContext, user: str, at: datetime | None) -> Activity
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"`at` must lie between {window} s ago and a minute from now",
         )
-    name = ctx.canonical_user(user)
+    return Activity(ctx.canonical_user(user), when)
+
+
+def decide_reports(
+    ctx: WebContext, reports: Sequence[tuple[str, datetime | None]]
+) -> list[ActivityPublic | HTTPException]:
+    """Decide the reports that queued up together in one ledger transaction; each one's
+    answer (or its own refusal, such as an `at` outside the window)."""
+    answers: list[ActivityPublic | HTTPException | None] = []
+    events: list[tuple[int, Activity]] = []
+    for user, at in reports:
+        try:
+            events.append((len(answers), checked_activity(ctx, user, at)))
+            answers.append(None)
+        except HTTPException as refused:
+            answers.append(refused)
     runtime = ctx.runtime
-    if isinstance(runtime, Forwarding) and runtime.follows:
-        return forwarded_outcome(ctx, name, runtime.forward(Activity(name, when)))
-    decisions = runtime.submit(Activity(name, when))
-    return activity_outcome(ctx, name, decisions)
+    activities = [event for _, event in events]
+    if isinstance(runtime, Batching):
+        decided = runtime.submit_each(activities)
+    else:
+        decided = [runtime.submit(event) for event in activities]
+    for (index, event), decisions in zip(events, decided, strict=True):
+        answers[index] = activity_outcome(ctx, event.user, decisions)
+    return [a for a in answers if a is not None]
+
+
+def forward_activity(
+    ctx: WebContext, runtime: Forwarding, user: str, at: datetime | None
+) -> ActivityPublic:
+    activity = checked_activity(ctx, user, at)
+    return forwarded_outcome(ctx, activity.user, runtime.forward(activity))
 
 
 def forwarded_outcome(ctx: WebContext, user: str, taken: bool) -> ActivityPublic:

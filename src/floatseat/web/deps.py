@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from floatseat.domain.policy import PolicySnapshot
 from floatseat.web.actions import Actions
+from floatseat.web.batching import Batcher
 from floatseat.web.limits import ActivityLimits
 from floatseat.web.metrics import Metrics
 from floatseat.web.ports import WebRuntime
@@ -65,6 +67,9 @@ class WebContext:
     _loop_locks: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = field(
         default_factory=dict, init=False, repr=False
     )
+    _batchers: dict[str, tuple[asyncio.AbstractEventLoop, Batcher[Any, Any]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
     _status_cache: tuple[float, PolicySnapshot | None, Status] | None = field(
         default=None, init=False, repr=False
     )
@@ -104,10 +109,16 @@ class WebContext:
         """Lets one request at a time read the status afresh (the others then reuse it)."""
         return self._loop_lock("status")
 
-    def activity_turn(self) -> asyncio.Lock:
-        """Activity reports take turns on the event loop: the runtime decides one event at a
-        time anyway, and requests waiting here cost less than threads parked on its lock."""
-        return self._loop_lock("activity")
+    def batcher(
+        self, name: str, work: Callable[[Sequence[Any]], Sequence[Any]]
+    ) -> Batcher[Any, Any]:
+        """The running event loop's `Batcher` called `name` (made with `work` the first time):
+        requests that queue up behind a batch go together (see web/batching.py)."""
+        loop = asyncio.get_running_loop()  # a batcher serves one event loop (tests run several)
+        known = self._batchers.get(name)
+        if known is None or known[0] is not loop:
+            known = self._batchers[name] = (loop, Batcher(work))
+        return known[1]
 
     def _loop_lock(self, name: str) -> asyncio.Lock:
         loop = asyncio.get_running_loop()  # a lock serves one event loop (tests run several)

@@ -7,13 +7,14 @@ side reads the engine's state and the ledger, and changes things only through th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from floatseat.domain.policy import Activity, Decision, Event, PolicySettings, PolicySnapshot
 from floatseat.service.engine import SeatEngine
 from floatseat.store.ledger import SqlLedger
 
-__all__ = ["Forwarding", "PolicyEditor", "WebRuntime"]
+__all__ = ["Batching", "Forwarding", "PolicyEditor", "WebRuntime"]
 
 
 class WebRuntime(Protocol):
@@ -64,3 +65,11 @@ class Forwarding(Protocol):
     def follows(self) -> bool: ...
 
     def forward(self, activity: Activity) -> bool: ...
+
+
+@runtime_checkable
+class Batching(Protocol):
+    """A runtime that decides several events in one ledger transaction, each event's
+    decisions apart (`Runtime.submit_each`)."""
+
+    def submit_each(self, events: Sequence[Event]) -> list[list[Decision]]: ...
