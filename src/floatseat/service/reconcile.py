@@ -104,7 +104,8 @@ class Reconciler:
         read = [groups.enabled, groups.disabled, *s.extra_groups]
         if s.users_group is not None:
             read.append(s.users_group)
-        memberships = {u: set(gs) for u, gs in self.directory.memberships(read).items()}
+        # The directory's own sets, unchanged (a placed user's is replaced, never changed).
+        memberships = {u: frozenset(gs) for u, gs in self.directory.memberships(read).items()}
         licensed_users = self.directory.licensed_users()
         licensed_folded = (
             None if licensed_users is None else frozenset(u.casefold() for u in licensed_users)
@@ -144,15 +145,14 @@ class Reconciler:
 
     def _figures(
         self,
-        memberships: Mapping[str, set[str]],
+        memberships: Mapping[str, frozenset[str]],
         tier: int,
         licensed: int,
         licensed_folded: frozenset[str] | None,
     ) -> DirectoryFigures:
         groups = self.settings.groups
-        pool = frozenset(
-            u for u, gs in memberships.items() if gs & {groups.enabled, groups.disabled}
-        )
+        pool_groups = {groups.enabled, groups.disabled}
+        pool = frozenset(u for u, gs in memberships.items() if not gs.isdisjoint(pool_groups))
         excluded = frozenset(u for u in pool if u.casefold() in self._excluded)
         holding = {u.casefold() for u in pool - excluded if groups.enabled in memberships[u]}
         if licensed_folded is not None:
@@ -163,7 +163,7 @@ class Reconciler:
             tier=tier,
             licensed_outside=outside,
             pool=pool,
-            groups={u: frozenset(gs) for u, gs in memberships.items()},
+            groups=dict(memberships),
             excluded=excluded,
         )
 
@@ -171,16 +171,17 @@ class Reconciler:
 
     def _place_new_users(
         self,
-        memberships: dict[str, set[str]],
+        memberships: dict[str, frozenset[str]],
         licensed_folded: frozenset[str] | None,
         now: int,
     ) -> list[str]:
         groups, users_group = self.settings.groups, self.settings.users_group
+        pool_groups = {groups.enabled, groups.disabled}
         candidates = sorted(
             u
             for u, gs in memberships.items()
             if users_group in gs
-            and not gs & {groups.enabled, groups.disabled}
+            and gs.isdisjoint(pool_groups)
             and u.casefold() not in self._excluded
             and (licensed_folded is None or u.casefold() not in licensed_folded)
         )[: self.settings.max_placements]
@@ -190,7 +191,7 @@ class Reconciler:
             if found is None or not found.active:
                 continue
             self.directory.add_user_to_group(user, groups.disabled)
-            memberships[user].add(groups.disabled)
+            memberships[user] = memberships[user] | {groups.disabled}
             placed.append(user)
         if placed:
             self._audit(
@@ -210,7 +211,7 @@ class Reconciler:
     def _repair(
         self,
         report: ReconcileReport,
-        memberships: Mapping[str, set[str]],
+        memberships: Mapping[str, frozenset[str]],
         licensed_folded: frozenset[str] | None,
         decisions: list[Decision],
         now: int,
