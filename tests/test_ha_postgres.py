@@ -31,7 +31,15 @@ import pytest
 import sqlalchemy as sa
 from postgres_server import Server
 from simulator import SimHandle, running_simulator
-from test_serve_sim import USERS_GROUP, enabled, node_alive, prepare, refuse, wait_for
+from test_serve_sim import (
+    USERS_GROUP,
+    enabled,
+    jira_nodes_toml,
+    node_alive,
+    prepare,
+    refuse,
+    wait_for,
+)
 
 from floatseat.store.database import create_engine, upgrade
 from floatseat.store.schema import holders, leadership
@@ -169,12 +177,7 @@ def ledger_holders(engine: sa.Engine) -> set[str]:
 
 
 def write_config(tmp_path: Path, sim: SimHandle, logs: Path, url: str) -> Path:
-    nodes = "".join(
-        f'[[nodes]]\nname = "node{k}"\naccess_logs = ["{logs}/node{k}/access_log.*"]\n'
-        f'security_logs = ["{logs}/node{k}/home/log/atlassian-jira-security.log*"]\n'
-        'format = "jira"\n'
-        for k in (1, 2)
-    )
+    nodes = jira_nodes_toml(logs)
     config = tmp_path / "floatseat.toml"
     config.write_text(
         f'product = "jira"\nbase_url = "{sim.base_url}"\nusername = "admin"\n'

@@ -86,6 +86,16 @@ def settings_for(sim: SimHandle, tmp_path: Path, logs: Path, **extra: Any) -> Se
     )
 
 
+def jira_nodes_toml(logs: Path) -> str:
+    """The simulated Jira's two nodes' logs under `logs`, as floatseat.toml [[nodes]] tables."""
+    return "".join(
+        f'[[nodes]]\nname = "node{k}"\naccess_logs = ["{logs}/node{k}/access_log.*"]\n'
+        f'security_logs = ["{logs}/node{k}/home/log/atlassian-jira-security.log*"]\n'
+        'format = "jira"\n'
+        for k in (1, 2)
+    )
+
+
 def refuse(sim: SimHandle, user: str, at: float | None = None, node: int = 0) -> None:
     """`user` tries to log in without application access: the refusal is logged."""
     sim.sim.log_refusal(node, sim.sim.now() if at is None else at, user, ip="10.9.9.9")
@@ -332,12 +342,7 @@ def test_a_killed_service_restarts_and_the_licence_is_never_exceeded(tmp_path: P
     ) as sim:
         prepare(sim, tmp_path / "setup")
         config = tmp_path / "floatseat.toml"
-        nodes = "".join(
-            f'[[nodes]]\nname = "node{k}"\naccess_logs = ["{logs}/node{k}/access_log.*"]\n'
-            f'security_logs = ["{logs}/node{k}/home/log/atlassian-jira-security.log*"]\n'
-            'format = "jira"\n'
-            for k in (1, 2)
-        )
+        nodes = jira_nodes_toml(logs)
         config.write_text(
             f'product = "jira"\nbase_url = "{sim.base_url}"\nusername = "admin"\n'
             f'users_group = "{USERS_GROUP}"\nexcluded_users = ["admin"]\npoll_interval_s = 0.1\n'

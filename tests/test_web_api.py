@@ -73,11 +73,13 @@ class EditableRuntime(Runtime):
 
 
 class Server:
-    """An app served by uvicorn on a free loopback port, in a thread."""
+    """`app` served by uvicorn on a loopback port (free unless given), in a thread; the same
+    `port` serves it again after `stop()`."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, port: int = 0) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
