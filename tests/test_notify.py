@@ -432,3 +432,25 @@ def test_serve_reads_its_notify_config_and_refuses_secrets_in_it(tmp_path: Path)
     assert done.returncode == 2
     assert "FLOATSEAT_NOTIFY_SMTP_PASSWORD" in done.stderr
     assert "hunter22" not in done.stderr + done.stdout
+
+
+def test_a_follower_sends_no_admin_alerts_the_leader_does(webhook: tuple[Hooks, str]) -> None:
+    hooks, url = webhook
+    full = {"seats_held": 5, "queue_length": 2, "outbox_backlog": 4}
+    settings = notify_settings(
+        0,
+        admin_webhook=True,
+        webhook_url=url,
+        check_interval_s=1,
+        seats_exhausted_after_s=0,
+        outbox_stuck_after_s=0,
+    )
+    sent = {}
+    for role in ("follower", "leader"):
+        start = len(hooks.received)
+        now = status(T0, role=role, **full, oldest_pending_move_at=T0 - 60)
+        notifier = Notifier(settings, status=lambda now=now: now)
+        notifier.step(T0)
+        notifier.step(T0 + 2)
+        sent[role] = {json.loads(b)["alert"] for _, b in hooks.received[start:]}
+    assert sent == {"follower": set(), "leader": {"seats-exhausted", "outbox-stuck"}}

@@ -241,6 +241,8 @@ class Notifier:
         except Exception as error:
             log.warning("cannot read the service's status: %s", error)
             return
+        if status.role == "follower":
+            return  # the leader alerts: three instances must not send three alerts
         details: list[str] = []
         if status.drift_repairs > self._alerts.drift_seen:
             try:
