@@ -30,11 +30,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from postgres_server import Server
-from simulator import SimHandle, running_simulator
+from simulator import SimHandle
 from test_serve_sim import (
     USERS_GROUP,
     enabled,
     jira_nodes_toml,
+    live_jira,
     node_alive,
     prepare,
     refuse,
@@ -200,15 +201,7 @@ def test_three_instances_survive_their_leader_dying_again_and_again(
     upgrade(url)
     engine = create_engine(url)
     logs = tmp_path / "logs"
-    with running_simulator(
-        product="jira",
-        users=12,
-        tier=4,
-        log_dir=logs,
-        active_people=False,
-        start=time.time(),
-        speed=1,
-    ) as sim:
+    with live_jira(logs, users=12, tier=4) as sim:
         prepare(sim, tmp_path / "setup")
         config = write_config(tmp_path, sim, logs, url)
         env = {

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,19 @@ def settings_for(sim: SimHandle, tmp_path: Path, logs: Path, **extra: Any) -> Se
         nodes=nodes,
         policy=policy,
         **extra,
+    )
+
+
+def live_jira(logs: Path, *, users: int, tier: int) -> AbstractContextManager[SimHandle]:
+    """The simulated Jira on the real clock (no virtual users), writing two nodes' logs."""
+    return running_simulator(
+        product="jira",
+        users=users,
+        tier=tier,
+        log_dir=logs,
+        active_people=False,
+        start=time.time(),
+        speed=1,
     )
 
 
@@ -265,15 +278,7 @@ def running_service(served: Served) -> Iterator[Served]:
 
 def test_a_refused_login_is_answered_within_a_second_even_with_faults(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
-    with running_simulator(
-        product="jira",
-        users=8,
-        tier=5,
-        log_dir=logs,
-        active_people=False,
-        start=time.time(),
-        speed=1,
-    ) as sim:
+    with live_jira(logs, users=8, tier=5) as sim:
         prepare(sim, tmp_path / "setup")
         node_alive(sim, 0)
         node_alive(sim, 1)
@@ -331,15 +336,7 @@ def serve_process(
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 def test_a_killed_service_restarts_and_the_licence_is_never_exceeded(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
-    with running_simulator(
-        product="jira",
-        users=10,
-        tier=4,
-        log_dir=logs,
-        active_people=False,
-        start=time.time(),
-        speed=1,
-    ) as sim:
+    with live_jira(logs, users=10, tier=4) as sim:
         prepare(sim, tmp_path / "setup")
         config = tmp_path / "floatseat.toml"
         nodes = jira_nodes_toml(logs)

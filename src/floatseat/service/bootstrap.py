@@ -144,10 +144,7 @@ def build_service(
     services = bootstrap(
         settings.ledger_url(), policy, directory, groups=settings.groups, outbox=outbox
     )
-    now = int(clock())
-    with services.ledger.transaction() as tx:
-        saved = tx.feed_positions()
-        overrides = tx.policy_overrides()
+    overrides = services.ledger.policy_overrides()
     # The admin's changes made on the dashboard win over the config file (docs/serve.md).
     base = policy
     if overrides:
@@ -155,7 +152,13 @@ def build_service(
         for note in notes:
             (log.warning if note.startswith("ignored") else log.info)("policy: %s", note)
         services.engine.use_settings(policy)
-    feeds = Feeds(settings, saved, now=now)
+
+    def feeds_from_ledger() -> Feeds:  # where the last leader (or this one) stopped reading
+        with services.ledger.transaction() as tx:
+            saved = tx.feed_positions()
+        return Feeds(settings, saved, now=int(clock()))
+
+    feeds = feeds_from_ledger()
     runtime = Runtime(
         ledger=services.ledger,
         engine=services.engine,
@@ -191,11 +194,6 @@ def build_service(
     )
     activity.inbox = inbox
     runtime.feed_lag = lambda: activity.feeds.lag(int(clock()))
-
-    def feeds_from_ledger() -> Feeds:  # a new leader reads on where the last one stopped
-        with services.ledger.transaction() as tx:
-            saved = tx.feed_positions()
-        return Feeds(settings, saved, now=int(clock()))
 
     worker = DirectoryWorker(
         runtime, executor, reconciler, reconcile_interval_s=settings.reconcile_interval_s

@@ -149,7 +149,8 @@ class ActivityLoop:
         t = int(now)
         polled = self.feeds.poll(t)
         self.runtime.counters.malformed_lines = self.feeds.malformed
-        taken = self.inbox.take() if self.inbox is not None else []
+        inbox = self.inbox
+        taken = inbox.take() if inbox is not None else []
         # Usernames are compared folded (`Seen.user`): an agent sends them as logged.
         remote = [
             Seen(i.item.user.casefold(), i.item.at, i.item.urgent, i.item.node, i.item.refused)
@@ -166,16 +167,16 @@ class ActivityLoop:
         if events:
             self.runtime.submit_all(events)
             report.submitted = len(events)
-        if taken and self.inbox is not None:
-            self.inbox.done(i.id for i in taken)  # committed (or only a coalesced refresh)
+        if inbox is not None and taken:
+            inbox.done(i.id for i in taken)  # committed (or only a coalesced refresh)
         if self._unsaved and (
             now - self._last_save >= self.save_interval_s or any(s.urgent for s in seen)
         ):
             self.save_positions(t)
             report.saved = True
         if now >= self._next_stall_check:
-            if self.inbox is not None:
-                self.feeds.remote(self.inbox.agent_nodes(), t)
+            if inbox is not None:
+                self.feeds.remote(inbox.agent_nodes(), t)
             self.runtime.set_stalls(self.feeds.health.stalls(t), t)
             self._next_stall_check = now + self.stall_check_interval_s
         if self._next_sweep is None or now >= self._next_sweep:

@@ -342,13 +342,14 @@ class Runtime:
         """Another instance leads: activity goes to it through the inbox."""
         return self.inbox is not None and not self.leadership.leading
 
-    def forward(self, activity: Activity, *, urgent: bool = True) -> bool:
+    def forward(self, activity: Activity) -> bool:
         """Leave `activity` for the leader; whether it took it within `forward_wait_s`.
 
         Committed before this returns, so the activity is never lost: a leader that dies
         before taking it leaves it to the next."""
         assert self.inbox is not None
-        item = InboxItem("api", activity.user, activity.at, urgent=urgent)
+        # Urgent: a report to the API is as pressing as a refused login (never coalesced).
+        item = InboxItem("api", activity.user, activity.at, urgent=True)
         ids = self.inbox.add([item], source=f"api:{self.leadership.instance}", now=self.now())
         deadline = time.monotonic() + self.forward_wait_s
         while self.inbox.pending(ids):

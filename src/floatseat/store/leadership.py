@@ -49,11 +49,16 @@ _NOW = sa.literal_column(
 def read_leadership(engine: sa.Engine) -> tuple[LeaderInfo | None, int]:
     """The `leadership` row and the database's clock now (for `floatseat doctor`)."""
     with engine.connect() as connection:
-        row = connection.execute(sa.select(leadership)).first()
+        info = _leader_info(connection)
         now = int(connection.execute(sa.select(_NOW)).scalar_one())
+    return info, now
+
+
+def _leader_info(connection: sa.Connection) -> LeaderInfo | None:
+    row = connection.execute(sa.select(leadership)).first()
     if row is None:
-        return None, now
-    return LeaderInfo(row.epoch, row.leader, row.since, row.heartbeat_at), now
+        return None
+    return LeaderInfo(row.epoch, row.leader, row.since, row.heartbeat_at)
 
 
 class PostgresLeadership:
@@ -104,10 +109,7 @@ class PostgresLeadership:
 
     def info(self) -> LeaderInfo | None:
         with self.engine.connect() as connection:
-            row = connection.execute(sa.select(leadership)).first()
-        if row is None:
-            return None
-        return LeaderInfo(row.epoch, row.leader, row.since, row.heartbeat_at)
+            return _leader_info(connection)
 
     # -- fencing ---------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from floatseat.domain.policy import (
     Denied,
     Grant,
     Ignored,
+    PolicySnapshot,
     Queued,
     Release,
     Revoke,
@@ -32,7 +33,6 @@ from floatseat.domain.policy import (
 )
 from floatseat.web.actions import PolicyNotEditable, policy_to_json
 from floatseat.web.deps import Admin, Context, Reader, WebContext, require_admin, who_is_asking
-from floatseat.web.ports import Batching, Forwarding
 from floatseat.web.schemas import (
     AccountCreate,
     AccountPublic,
@@ -561,10 +561,9 @@ async def report_activity(
     """
     # `async def` with the work in the thread pool: one hop, where a plain `def` takes two
     # (FastAPI validates a sync route's response in the pool too).
-    runtime = ctx.runtime
-    if isinstance(runtime, Forwarding) and runtime.follows:
+    if ctx.runtime.follows:
         # A follower only hands the report on and waits for the leader: nothing to batch.
-        return await run_in_threadpool(forward_activity, ctx, runtime, body.user, body.at)
+        return await run_in_threadpool(forward_activity, ctx, body.user, body.at)
     batcher = ctx.batcher("activity", lambda reports: decide_reports(ctx, reports))
     result: ActivityPublic = await batcher.submit((body.user, body.at))
     return result
@@ -588,49 +587,38 @@ def decide_reports(
 ) -> list[ActivityPublic | HTTPException]:
     """Decide the reports that queued up together in one ledger transaction; each one's
     answer (or its own refusal, such as an `at` outside the window)."""
-    answers: list[ActivityPublic | HTTPException | None] = []
-    events: list[tuple[int, Activity]] = []
+    checked: list[Activity | HTTPException] = []
     for user, at in reports:
         try:
-            events.append((len(answers), checked_activity(ctx, user, at)))
-            answers.append(None)
+            checked.append(checked_activity(ctx, user, at))
         except HTTPException as refused:
-            answers.append(refused)
-    runtime = ctx.runtime
-    activities = [event for _, event in events]
-    if isinstance(runtime, Batching):
-        decided = runtime.submit_each(activities)
-    else:
-        decided = [runtime.submit(event) for event in activities]
-    for (index, event), decisions in zip(events, decided, strict=True):
-        answers[index] = activity_outcome(ctx, event.user, decisions)
-    return [a for a in answers if a is not None]
+            checked.append(refused)
+    events = [c for c in checked if isinstance(c, Activity)]
+    decided = iter(ctx.runtime.submit_each(events))
+    return [
+        activity_outcome(ctx, c.user, next(decided)) if isinstance(c, Activity) else c
+        for c in checked
+    ]
 
 
-def forward_activity(
-    ctx: WebContext, runtime: Forwarding, user: str, at: datetime | None
-) -> ActivityPublic:
-    activity = checked_activity(ctx, user, at)
-    return forwarded_outcome(ctx, activity.user, runtime.forward(activity))
-
-
-def forwarded_outcome(ctx: WebContext, user: str, taken: bool) -> ActivityPublic:
+def forward_activity(ctx: WebContext, user: str, at: datetime | None) -> ActivityPublic:
     """On a follower: what became of the user once the leader took the report (read from
-    the ledger), or `forwarded` if it has not taken it yet (it is kept, not lost)."""
-    if not taken:
+    the ledger: this instance's own last commit is stale), or `forwarded` if it has not
+    taken it yet (it is kept, not lost)."""
+    activity = checked_activity(ctx, user, at)
+    if not ctx.runtime.forward(activity):
         return ActivityPublic(
             decision="forwarded", reason="handed to the leader, which takes it within seconds"
         )
-    state = ctx.runtime.engine.state()
-    if any(h.user == user for h in state.holders) or user in state.pinned:
-        return ActivityPublic(decision="holding", reason="holds a seat")
-    position = queue_position(state, ctx.runtime.engine.settings, user, ctx.now())
-    if position is not None:
-        return ActivityPublic(decision="queued", position=position, reason="waiting for a seat")
-    return ActivityPublic(decision="ignored", reason="not managed by floatseat")
+    return activity_outcome(ctx, activity.user, [], ctx.runtime.engine.state())
 
 
-def activity_outcome(ctx: WebContext, user: str, decisions: list[Decision]) -> ActivityPublic:
+def activity_outcome(
+    ctx: WebContext,
+    user: str,
+    decisions: list[Decision],
+    snapshot: PolicySnapshot | None = None,
+) -> ActivityPublic:
     mine = [d for d in decisions if d.user == user]
     outcomes: tuple[tuple[type[Decision], ActivityDecision], ...] = (
         (Grant, "granted"),
@@ -641,7 +629,8 @@ def activity_outcome(ctx: WebContext, user: str, decisions: list[Decision]) -> A
         found = next((d for d in mine if isinstance(d, kind)), None)
         if found is not None:
             return ActivityPublic(decision=word, reason=found.reason)
-    snapshot = ctx.snapshot()
+    if snapshot is None:
+        snapshot = ctx.snapshot()
     if any(h.user == user for h in snapshot.holders):
         return ActivityPublic(decision="holding", reason="holds a seat")
     if user in snapshot.pinned:

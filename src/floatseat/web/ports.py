@@ -14,7 +14,7 @@ from floatseat.domain.policy import Activity, Decision, Event, PolicySettings, P
 from floatseat.service.engine import SeatEngine
 from floatseat.store.ledger import SqlLedger
 
-__all__ = ["Batching", "Forwarding", "PolicyEditor", "WebRuntime"]
+__all__ = ["PolicyEditor", "WebRuntime"]
 
 
 class WebRuntime(Protocol):
@@ -42,6 +42,19 @@ class WebRuntime(Protocol):
         """Decide one seat event (thread-safe); the decisions taken."""
         ...
 
+    def submit_each(self, events: Sequence[Event]) -> list[list[Decision]]:
+        """Decide several events in one ledger transaction; each event's decisions."""
+        ...
+
+    @property
+    def follows(self) -> bool:
+        """Another instance leads (several instances): activity is forwarded to it."""
+        ...
+
+    def forward(self, activity: Activity) -> bool:
+        """Hand `activity` to the leader; whether it took it in time."""
+        ...
+
     def freeze(self, by: str, reason: str) -> None:
         """Pause idle revokes until `unfreeze`; the runtime audits it."""
         ...
@@ -54,22 +67,3 @@ class PolicyEditor(Protocol):
     """A runtime that can change the policy while it runs (PUT /api/v1/policy needs it)."""
 
     def update_policy(self, settings: PolicySettings, by: str) -> None: ...
-
-
-@runtime_checkable
-class Forwarding(Protocol):
-    """A runtime that may follow another instance (high availability): then activity is
-    forwarded to the leader, and `forward` says whether the leader took it in time."""
-
-    @property
-    def follows(self) -> bool: ...
-
-    def forward(self, activity: Activity) -> bool: ...
-
-
-@runtime_checkable
-class Batching(Protocol):
-    """A runtime that decides several events in one ledger transaction, each event's
-    decisions apart (`Runtime.submit_each`)."""
-
-    def submit_each(self, events: Sequence[Event]) -> list[list[Decision]]: ...
