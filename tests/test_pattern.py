@@ -124,6 +124,16 @@ def test_a_date_that_does_not_exist_is_malformed() -> None:
     assert pattern.parse(REAL_LINES["jira"][0].replace("24/Nov/2015", "29/Feb/2016")) is not None
 
 
+@pytest.mark.parametrize("offset", ["+2400", "-3000", "+0060"])
+def test_an_offset_no_zone_has_is_malformed_as_the_analyzer_judges_it(offset: str) -> None:
+    line = REAL_LINES["jira"][0].replace("+0000", offset)
+    assert FORMATS_BY_NAME["jira"].compiled().parse(line) is None
+    edge = REAL_LINES["jira"][0].replace("+0000", "-2359")
+    parsed = FORMATS_BY_NAME["jira"].compiled().parse(edge)
+    assert parsed is not None
+    assert parsed.epoch_s == datetime(2015, 11, 25, 0, 19, 4, tzinfo=UTC).timestamp()
+
+
 def test_tomcat_escapes_are_decoded() -> None:
     assert unescape("j\\u00f3zef") == "józef"
     assert unescape('say \\"hi\\" \\\\ there') == 'say "hi" \\ there'

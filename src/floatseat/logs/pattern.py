@@ -164,8 +164,11 @@ def parse_clf_time(text: str) -> int | None:
         month = MONTH_NUMBER[text[3:6]]
         year = int(text[7:11])
         hour, minute, second = int(text[12:14]), int(text[15:17]), int(text[18:20])
+        offset_hours, offset_minutes = int(text[22:24]), int(text[24:26])
+        if offset_hours > 23 or offset_minutes > 59:  # as the analyzer's scanners judge it
+            return None
         sign = -1 if text[21] == "-" else 1
-        offset_s = sign * (int(text[22:24]) * 3600 + int(text[24:26]) * 60)
+        offset_s = sign * (offset_hours * 3600 + offset_minutes * 60)
         local = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except (ValueError, KeyError, IndexError):
         return None

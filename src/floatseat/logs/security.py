@@ -79,7 +79,9 @@ def parse_refused_login(line: str, *, zone: tzinfo = UTC) -> RefusedLogin | None
     if offset is None:
         at = local.replace(tzinfo=zone)
     else:
+        hours, minutes = int(offset[1:3]), int(offset[3:5])
+        if hours > 23 or minutes > 59:  # no zone is a day or more away from UTC
+            return None
         sign = -1 if offset[0] == "-" else 1
-        minutes = sign * (int(offset[1:3]) * 60 + int(offset[3:5]))
-        at = local.replace(tzinfo=timezone(timedelta(minutes=minutes)))
+        at = local.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
     return RefusedLogin(canonical_user(raw_user), int(at.timestamp()), raw_user)
