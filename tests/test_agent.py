@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from floatseat.agent.batches import (
     STALE_AFTER_S,
@@ -109,7 +111,7 @@ def settings_for(tmp_path: Path, **changes: Any) -> AgentSettings:
 
 def make_agent(tmp_path: Path, service: Any, clock: Clock, **changes: Any) -> Agent:
     settings = settings_for(tmp_path, **changes)
-    agent = Agent(settings, service, clock=clock)
+    agent = Agent(settings, service, clock=clock, random=lambda: 1.0)  # the longest wait
     agent.start()
     return agent
 
@@ -174,11 +176,27 @@ def test_sightings_older_than_a_week_are_left_out_when_sent() -> None:
 
 
 def test_the_backoff_doubles_up_to_its_cap_and_a_retry_after_wins() -> None:
-    assert [retry_delay(n) for n in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
-    assert retry_delay(1000) == 30
-    assert retry_delay(3, retry_after=7) == 7
-    assert retry_delay(1, retry_after=0) == 0.5  # never a busy loop
-    assert retry_delay(1, retry_after=86400) == 600  # a misconfigured proxy, not a plan
+    def most(n: int, retry_after: float | None = None) -> float:
+        return retry_delay(n, retry_after, random=lambda: 1.0)
+
+    assert [most(n) for n in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert most(1000) == 30
+    assert most(3, retry_after=7) == 7.5  # what the server asked, plus the spread
+    assert retry_delay(3, retry_after=7, random=lambda: 0.0) == 7
+    assert retry_delay(1, retry_after=0, random=lambda: 0.0) == 0.5  # never a busy loop
+    assert most(1, retry_after=86400) == 600.5  # a misconfigured proxy, not a plan
+
+
+@given(st.integers(1, 40), st.floats(0, 1, exclude_max=True), st.floats(0, 1, exclude_max=True))
+def test_the_backoff_spreads_agents_that_failed_together(n: int, a: float, b: float) -> None:
+    # Half the wait is random: two agents that failed together come back apart, never sooner
+    # than half the doubled wait, and a Retry-After is never cut short.
+    low, high = retry_delay(n, random=lambda: 0.0), retry_delay(n, random=lambda: 1.0)
+    assert low == high / 2
+    first, second = retry_delay(n, random=lambda: a), retry_delay(n, random=lambda: b)
+    assert low <= first <= high and low <= second <= high
+    assert first - second == pytest.approx((a - b) * (high - low))
+    assert 7 <= retry_delay(n, retry_after=7, random=lambda: a) <= 7.5
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:
@@ -360,13 +378,13 @@ def test_retry_after_is_honoured(tmp_path: Path, node: Node) -> None:
     node.request("ann", T0)
     agent = make_agent(tmp_path, sender, clock)
     agent.step()
-    assert calls == [T0] and agent.retry_at == T0 + 7
-    clock.t = T0 + 6.9
+    assert calls == [T0] and agent.retry_at == T0 + 7.5  # the server's 7 s and the spread
+    clock.t = T0 + 7.4
     agent.step()
     assert calls == [T0] and batch_files(tmp_path) == [1]
-    clock.t = T0 + 7
+    clock.t = T0 + 7.5
     agent.step()
-    assert calls == [T0, T0 + 7] and batch_files(tmp_path) == []
+    assert calls == [T0, T0 + 7.5] and batch_files(tmp_path) == []
     agent.close()
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -139,17 +139,22 @@ def retry_delay(
     failures: int,
     retry_after: float | None = None,
     *,
+    random: Callable[[], float],
     base_s: float = 0.5,
     cap_s: float = 30.0,
 ) -> float:
     """Seconds to wait after the `failures`-th failure in a row (1, 2, ...).
 
-    Doubling from `base_s` up to `cap_s`; a server's `Retry-After` wins when it gives one
-    (never below `base_s`, never above `RETRY_AFTER_CAP_S`)."""
+    The wait doubles from `base_s` up to `cap_s`, and half of it is random (`random()` in
+    [0, 1)): the agents of a cluster that lost the service together do not all come back in
+    the same second. A server's `Retry-After` wins when it gives one (never below `base_s`,
+    never above `RETRY_AFTER_CAP_S`), plus up to `base_s` of the same spread.
+    """
     if retry_after is not None:
-        return min(max(retry_after, base_s), RETRY_AFTER_CAP_S)
+        return min(max(retry_after, base_s), RETRY_AFTER_CAP_S) + random() * base_s
     exponent = min(max(failures, 1) - 1, 32)  # 2**32 * base is past any cap
-    return min(base_s * float(2**exponent), cap_s)
+    doubled = min(base_s * float(2**exponent), cap_s)
+    return doubled / 2 + random() * doubled / 2
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

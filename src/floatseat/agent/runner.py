@@ -12,6 +12,7 @@ The log says each change of state once: the service unreachable, refusing, reach
 from __future__ import annotations
 
 import logging
+import random as _random
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +33,8 @@ _DRAIN_BUDGET_S = 2.0  # then the logs get read again, however long the backlog
 
 
 class Agent:
-    """The agent's loop, one `step` at a time; `clock` gives Unix seconds."""
+    """The agent's loop, one `step` at a time; `clock` gives Unix seconds, `random` the
+    backoff's spread."""
 
     def __init__(
         self,
@@ -41,10 +43,12 @@ class Agent:
         *,
         feed: ServeSettings | None = None,
         clock: Callable[[], float] = time.time,
+        random: Callable[[], float] = _random.random,
     ) -> None:
         self.settings = settings
         self.sender = sender
         self.clock = clock
+        self.random = random
         self.spool = Spool(settings.spool_dir)
         self._feed_settings = feed if feed is not None else feed_settings(settings)
         self.state: AgentState | None = None
@@ -212,7 +216,7 @@ class Agent:
         assert not isinstance(outcome, Delivered)
         now = self.clock()
         self.failures += 1
-        delay = retry_delay(self.failures, outcome.retry_after)
+        delay = retry_delay(self.failures, outcome.retry_after, random=self.random)
         self.retry_at = now + delay
         self.failures_seen = True
         if self._outage_since is None:
