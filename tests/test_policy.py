@@ -507,6 +507,22 @@ def test_idle_revokes_per_sweep_are_capped_longest_idle_first() -> None:
     assert [d.user for d in p.handle(Sweep(T + 130))] == [USERS[4]]
 
 
+def test_a_capped_sweep_revokes_the_same_equally_idle_holders_after_a_restore() -> None:
+    # Granted in name order, then all active in the same second in the reverse order: the
+    # live policy holds them in that reverse order, a restored one by grant and name.
+    p = policy(seats=5, max_revokes_per_sweep=2, min_hold_s=0)
+    for at, user in enumerate(USERS[:4]):
+        p.handle(Activity(user, at))
+    for user in reversed(USERS[:4]):
+        p.handle(Activity(user, 10))
+    restored = SeatPolicy.restore(p.settings, p.snapshot())
+    sweep = Sweep(10 + p.settings.idle_timeout_s)
+    expected = [("Revoke", u, Rule.REVOKE_IDLE) for u in USERS[:2]]  # the earlier grants
+    assert kinds(p.handle(sweep)) == expected
+    assert kinds(restored.handle(sweep)) == expected
+    assert restored.holders.keys() == p.holders.keys() == set(USERS[2:4])
+
+
 def test_a_negative_revoke_cap_is_refused() -> None:
     with pytest.raises(SettingsError, match="max_revokes_per_sweep"):
         PolicySettings(max_revokes_per_sweep=-1)

@@ -477,14 +477,19 @@ class SeatPolicy:
             self._serve_queue(now, out)
             return
         timeout = settings.idle_timeout_s
-        cap = settings.max_revokes_per_sweep or len(self.holders)
-        revoked = 0
-        for holder in list(self.holders.values()):
-            if holder.last_activity + timeout > now or revoked >= cap:
+        expired: list[Holder] = []
+        for holder in self.holders.values():
+            if holder.last_activity + timeout > now:
                 break  # ordered by last activity: nobody after this one has expired
             if now - holder.granted_at >= settings.min_hold_s:
-                self._revoke(holder, now, Rule.REVOKE_IDLE, out, idle=True)
-                revoked += 1
+                expired.append(holder)
+        cap = settings.max_revokes_per_sweep
+        if cap and len(expired) > cap:
+            # Equally idle holders sit in the order they came; a policy restored from the
+            # ledger has them by `_idle_key`. The cap picks by that key, so both pick the same.
+            expired = sorted(expired, key=_idle_key)[:cap]
+        for holder in expired:
+            self._revoke(holder, now, Rule.REVOKE_IDLE, out, idle=True)
         if settings.warn_before_s:
             for holder in self.holders.values():
                 expires = holder.last_activity + timeout
