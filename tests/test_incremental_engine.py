@@ -125,7 +125,7 @@ def _old_queue_moves(
     return entries
 
 
-# -- ledgers that fail, or that only know how to compare whole snapshots -------------------
+# -- a ledger that fails after the state was written ---------------------------------------
 
 
 class _Tx:
@@ -134,8 +134,6 @@ class _Tx:
         self._ledger = ledger
 
     def __getattr__(self, name: str) -> Any:
-        if name == "save_changes" and not self._ledger.saves_changes:
-            raise AttributeError(name)  # the engine must fall back to `save`
         return getattr(self._tx, name)
 
     def append_audit(self, entries: Any) -> None:
@@ -148,7 +146,6 @@ class _Tx:
 @dataclass
 class WrappedLedger:
     inner: SqlLedger
-    saves_changes: bool = True
     fail_next: bool = False
 
     @contextmanager
@@ -262,7 +259,7 @@ def steps(draw: st.DrawFn) -> list[Step]:
     out = [Step(DirectoryChanged(now, draw(figures())), "first")]
     for _ in range(draw(st.integers(1, 40))):
         now += draw(st.sampled_from((0, 1, 30, 60, 60, 120, 250, 700, -20)))  # -20: late
-        how = draw(st.sampled_from(("first",) * 6 + ("second", "restart", "fail", "fallback")))
+        how = draw(st.sampled_from(("first",) * 6 + ("second", "restart", "fail")))
         out.append(Step(draw(event_at(now)), how))
     return out
 
@@ -304,7 +301,6 @@ def drive(settings: PolicySettings, plan: list[Step]) -> None:
                 # This engine reloads from the ledger; the old path does too, as it would
                 # have: a restored policy may order holders with equal activity otherwise.
                 reference.loaded = None
-            wrapped.saves_changes = step.how != "fallback"
             if step.how == "fail":
                 wrapped.fail_next = True
                 with pytest.raises(Failure):

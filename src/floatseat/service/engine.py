@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TypeVar
 
 from floatseat.domain.policy import (
     Decision,
@@ -48,13 +48,6 @@ _KINDS: dict[type[Decision], AuditKind] = {
     Warn: AuditKind.WARN,
     Ignored: AuditKind.IGNORED,
 }
-
-
-@runtime_checkable
-class _SavesChanges(Protocol):
-    """A ledger transaction that can write a policy's changes alone (`SqlLedgerTransaction`)."""
-
-    def save_changes(self, changes: PolicyChanges) -> int: ...
 
 
 _Row = TypeVar("_Row", Holder, Waiter, int)
@@ -164,10 +157,7 @@ class SeatEngine:
             for index, user, held in began:
                 if not (user in held if held is not None else _held_before(changes, user)):
                     began_by.setdefault(index, []).append(user)
-            if isinstance(tx, _SavesChanges):
-                new_version = tx.save_changes(changes)
-            else:  # a ledger that only compares whole snapshots: as before changes existed
-                new_version = tx.save(loaded.committed.snapshot(), policy.snapshot())
+            new_version = tx.save_changes(changes)
             for index, (event, decisions) in enumerate(zip(events, decided, strict=True)):
                 tx.append_audit(_queue_moves(tx, decisions, began_by.get(index, []), event.at))
         loaded.version = new_version

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from floatseat.domain.policy import PolicySnapshot
+from floatseat.domain.policy import PolicyChanges, PolicySnapshot
 
 
 class MoveAction(StrEnum):
@@ -158,8 +158,8 @@ class LedgerTransaction(Protocol):
 
     def load(self) -> PolicySnapshot: ...
 
-    def save(self, before: PolicySnapshot, after: PolicySnapshot) -> int:
-        """Write what changed from `before` (the stored state) to `after`; the new version."""
+    def save_changes(self, changes: PolicyChanges) -> int:
+        """Write the rows the policy says it changed since it was loaded; the new version."""
         ...
 
     def enqueue(self, user: str, action: MoveAction, rule: str, at: int) -> int:
