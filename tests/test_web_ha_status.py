@@ -129,7 +129,7 @@ def test_a_solo_instance_reports_solo_and_shows_no_badge(serve: Serve) -> None:
     assert (s["role"], s["instance"], s["leader"], s["epoch"]) == ("solo", "solo", None, None)
     assert badge(world) is None
     assert gauges(world) == {
-        'floatseat_leader{instance="solo"}': 1.0,
+        'floatseat_leader{instance_name="solo"}': 1.0,
         "floatseat_leadership_epoch": 0.0,
     }
 
@@ -140,7 +140,7 @@ def test_the_leader_reports_itself_with_its_epoch(serve: Serve) -> None:
     assert (s["role"], s["instance"], s["leader"], s["epoch"]) == ("leader", "alpha", "alpha", 7)
     assert badge(world) == "alpha · leader (epoch 7)"
     assert gauges(world) == {
-        'floatseat_leader{instance="alpha"}': 1.0,
+        'floatseat_leader{instance_name="alpha"}': 1.0,
         "floatseat_leadership_epoch": 7.0,
     }
 
@@ -158,7 +158,7 @@ def test_a_leader_within_its_takeover_grace_says_it_is_taking_over(serve: Serve)
         "alpha · taking over as leader (epoch 7): directory moves resume within seconds"
     )
     assert gauges(world) == {  # it leads: alerts on "nobody leads" must not fire
-        'floatseat_leader{instance="alpha"}': 1.0,
+        'floatseat_leader{instance_name="alpha"}': 1.0,
         "floatseat_leadership_epoch": 7.0,
     }
 
@@ -169,7 +169,7 @@ def test_a_follower_names_the_leader(serve: Serve) -> None:
     assert (s["role"], s["instance"], s["leader"], s["epoch"]) == ("follower", "bravo", "alpha", 7)
     assert badge(world) == "bravo · follower — leader: alpha (epoch 7)"
     assert gauges(world) == {
-        'floatseat_leader{instance="bravo"}': 0.0,
+        'floatseat_leader{instance_name="bravo"}': 0.0,
         "floatseat_leadership_epoch": 7.0,
     }
 
@@ -179,7 +179,7 @@ def test_a_follower_says_when_nobody_leads(serve: Serve) -> None:
     s = status(world)
     assert (s["role"], s["leader"]) == ("follower", None)
     assert badge(world) == "bravo · follower — no leader at the moment (epoch 7)"
-    assert gauges(world)['floatseat_leader{instance="bravo"}'] == 0.0
+    assert gauges(world)['floatseat_leader{instance_name="bravo"}'] == 0.0
 
 
 def test_instance_names_are_escaped_on_the_dashboard(serve: Serve) -> None:

@@ -5,7 +5,7 @@ from the audit log, so they survive restarts and agree across processes; a count
 never resets is what Prometheus expects. Request latency and the activity API's throttled
 requests are counted by this process.
 
-High availability: `floatseat_leader{instance}` is 1 on the instance that leads (acting, taking
+High availability: `floatseat_leader{instance_name}` is 1 on the instance that leads (acting, taking
 over, or solo) and 0 on a follower; `floatseat_leadership_epoch` is the leadership epoch, 0 when
 solo (so both series exist on every instance and an alert need not handle a missing one).
 """
@@ -111,7 +111,7 @@ class _Collector(Collector):
             "floatseat_leader",
             "1 on the instance that leads (acting or taking over; a solo instance leads), "
             "0 on a follower.",
-            labels=["instance"],
+            labels=["instance_name"],  # not `instance`: Prometheus sets that to the target
         )
         leader.add_metric([s.instance], int(s.leads))
         yield leader
