@@ -15,6 +15,7 @@ from floatseat.doctor import DoctorOptions, DoctorReport, Finding, Level, run_do
 from floatseat.domain.onboarding import SetupOptions
 from floatseat.service.settings import ServeSettings, load_settings
 from floatseat.service.setup import execute, prepare_setup
+from floatseat.sim.logs import AccessRecord
 
 USERS_GROUP = {"confluence": "confluence-users", "jira": "jira-software-users"}
 FORMAT = {"confluence": "confluence", "jira": "jira"}
@@ -72,11 +73,23 @@ def settings_for(sim: SimHandle, logs: Path, **extra: Any) -> ServeSettings:
     )
 
 
+BUSY_S = 600
+
+
 def busy(sim: SimHandle) -> None:
-    """Virtual users work a while (their lines reach both nodes' logs); a refusal on each."""
-    sim.advance(600)
+    """Virtual users work a while (their lines reach both nodes' logs); a request and a
+    refusal on each node at the end.
+
+    The simulator must have started `BUSY_S` ago (`start=time.time() - BUSY_S`): its clock
+    then ends where the host's is, as a node's does, whatever the hour (people work by day,
+    and a line from after its file's last write would be a node's clock running ahead).
+    """
+    sim.advance(BUSY_S)
     for node in (0, 1):
-        sim.sim.log_refusal(node, sim.sim.now(), sim.users[node], ip="10.0.0.9")
+        # A request on each node now: whether people work at this hour is up to the day.
+        now = sim.sim.now()
+        sim.sim.log_access(node, AccessRecord(now, "GET", "/index.action", 200, 512, 20, "admin"))
+        sim.sim.log_refusal(node, now, sim.users[node], ip="10.0.0.9")
 
 
 def doctor(sim: SimHandle, logs: Path, **options: Any) -> DoctorReport:
@@ -90,7 +103,12 @@ def found(report: DoctorReport, check: str) -> list[Finding]:
 
 def test_confluence_before_setup_fails_with_what_to_do(tmp_path: Path) -> None:
     with running_simulator(
-        "confluence", users=6, tier=10, version=REST_ACCESS, log_dir=tmp_path, start=time.time()
+        "confluence",
+        users=6,
+        tier=10,
+        version=REST_ACCESS,
+        log_dir=tmp_path,
+        start=time.time() - BUSY_S,
     ) as sim:
         busy(sim)
         report = doctor(sim, tmp_path)
@@ -104,7 +122,12 @@ def test_confluence_before_setup_fails_with_what_to_do(tmp_path: Path) -> None:
 
 def test_confluence_after_setup_is_healthy(tmp_path: Path) -> None:
     with running_simulator(
-        "confluence", users=6, tier=10, version=REST_ACCESS, log_dir=tmp_path, start=time.time()
+        "confluence",
+        users=6,
+        tier=10,
+        version=REST_ACCESS,
+        log_dir=tmp_path,
+        start=time.time() - BUSY_S,
     ) as sim:
         set_up(sim, tmp_path)
         busy(sim)
@@ -122,7 +145,9 @@ def test_confluence_after_setup_is_healthy(tmp_path: Path) -> None:
 
 
 def test_jira_a_default_group_gives_new_users_a_seat(tmp_path: Path) -> None:
-    with running_simulator("jira", users=6, tier=10, log_dir=tmp_path, start=time.time()) as sim:
+    with running_simulator(
+        "jira", users=6, tier=10, log_dir=tmp_path, start=time.time() - BUSY_S
+    ) as sim:
         set_up(sim, tmp_path)
         busy(sim)
         report = doctor(sim, tmp_path)
