@@ -8,6 +8,7 @@ as the real one does (store/inbox.py), or an httpx `MockTransport` where headers
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
@@ -21,8 +22,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from floatseat.agent import runner as runner_module
+from floatseat.agent import spool as spool_module
 from floatseat.agent.batches import (
-    STALE_AFTER_S,
     Batch,
     Sighting,
     make_batches,
@@ -165,14 +167,6 @@ def test_a_batch_reads_back_from_its_json_and_refuses_what_is_not_one() -> None:
     for broken in (b"[]", b"{}", b'{"agent_id":"a","node":"n","seq":"1","log_at":null,"items":[]}'):
         with pytest.raises(ValueError):
             Batch.decode(broken)
-
-
-def test_sightings_older_than_a_week_are_left_out_when_sent() -> None:
-    now = T0 + 10 * 86400
-    batch = Batch("a", "n", 1, None, (Sighting("old", T0), Sighting("new", now - 60)))
-    fresh, dropped = batch.without_stale(now)
-    assert dropped == 1 and [s.user for s in fresh.items] == ["new"]
-    assert batch.without_stale(T0 + STALE_AFTER_S) == (batch, 0)
 
 
 def test_the_backoff_doubles_up_to_its_cap_and_a_retry_after_wins() -> None:
@@ -404,6 +398,146 @@ def test_a_full_spool_pauses_reading_and_loses_nothing(tmp_path: Path, node: Nod
     agent.step()
     assert service.items == node.expected
     agent.close()
+
+
+def test_a_full_disk_pauses_reading_and_loses_nothing(
+    tmp_path: Path, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, clock = FakeService(), Clock()
+    agent = make_agent(tmp_path, service, clock)
+    agent.step()
+    node.requests(3, T0)
+    write = spool_module._write_atomically
+
+    def disk_full(path: Path, data: bytes, *, sync_dir: bool) -> None:
+        if path.name != STATE_FILE:  # the batch files fail; the small state would still fit
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(path, data, sync_dir=sync_dir)
+
+    monkeypatch.setattr(spool_module, "_write_atomically", disk_full)
+    agent.step()  # not a crash: the followers go back to the committed positions
+    assert service.items == [] and batch_files(tmp_path) == []
+    agent.close()  # must not commit positions past the lines no batch holds
+    monkeypatch.setattr(spool_module, "_write_atomically", write)
+    again = make_agent(tmp_path, service, clock)
+    again.step()
+    assert service.items == node.expected
+    again.close()
+
+
+def test_a_write_that_fails_after_the_commit_reads_the_state_back_from_disk(
+    tmp_path: Path, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, clock = FakeService(), Clock()
+    service.down = Unavailable("down")
+    agent = make_agent(tmp_path, service, clock)
+    agent.step()
+    node.requests(3, T0)
+    fsync_dir = spool_module._fsync_dir
+
+    def failing_root(path: Path) -> None:
+        if path == tmp_path / "spool":  # after the state's rename: committed all the same
+            raise OSError(errno.EIO, "Input/output error")
+        fsync_dir(path)
+
+    monkeypatch.setattr(spool_module, "_fsync_dir", failing_root)
+    agent.step()
+    monkeypatch.setattr(spool_module, "_fsync_dir", fsync_dir)
+    assert batch_files(tmp_path) == [1]
+    service.down = None
+    clock.t += 60  # past the backoff and the pause
+    agent.step()
+    agent.step()
+    assert service.items == node.expected  # once: batch 1, and its lines not read again
+    agent.close()
+    again = make_agent(tmp_path, service, clock)
+    again.step()
+    assert service.items == node.expected
+    again.close()
+
+
+def test_a_failure_while_reading_commits_nothing_it_read(
+    tmp_path: Path, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, clock = FakeService(), Clock()
+    agent = make_agent(tmp_path, service, clock)
+    agent.step()
+    node.requests(3, T0)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(runner_module, "make_batches", broken)
+    with pytest.raises(RuntimeError):
+        agent.step()
+    agent.close()  # what `run_agent` does on the way out
+    monkeypatch.undo()
+    again = make_agent(tmp_path, service, clock)
+    again.step()
+    assert service.items == node.expected
+    again.close()
+
+
+def test_a_batch_that_cannot_be_read_for_a_moment_is_kept_in_its_place(
+    tmp_path: Path, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, clock = FakeService(), Clock()
+    service.down = Unavailable("down")
+    agent = make_agent(tmp_path, service, clock, batch_max=2)
+    node.requests(4, T0)
+    agent.step()
+    assert batch_files(tmp_path) == [1, 2]
+    service.down = None
+    read = Spool.read
+    failures = [OSError(errno.EMFILE, "Too many open files")]
+
+    def flaky(self: Spool, seq: int) -> Batch:
+        if failures:
+            raise failures.pop()
+        return read(self, seq)
+
+    monkeypatch.setattr(Spool, "read", flaky)
+    clock.t += 60
+    agent.step()
+    assert batch_files(tmp_path) == [1, 2] and service.received == [1]  # nothing set aside
+    clock.t += 60
+    agent.step()
+    assert service.received == [1, 1, 2] and service.items == node.expected
+    agent.close()
+
+
+def test_a_refused_login_for_a_name_longer_than_any_users_is_left_out(
+    tmp_path: Path, node: Node
+) -> None:
+    service, clock = FakeService(), Clock()
+    node.sink.refusal(0, T0, "x" * 256, ip="10.0.0.9")  # typed at the login page
+    node.sink.refusal(0, T0, "\u0130" * 200, ip="10.0.0.9")  # 400 characters lower-cased
+    node.refused("x" * 255, T0 + 1)
+    agent = make_agent(tmp_path, service, clock)
+    agent.step()
+    assert service.items == node.expected  # the service would refuse the batch otherwise
+    agent.close()
+
+
+def test_the_services_counts_of_old_and_early_sightings_are_logged(
+    tmp_path: Path, node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    service, clock = FakeService(), Clock()
+    send = service.send
+
+    def answer(body: bytes) -> Outcome:
+        delivered = send(body)
+        assert isinstance(delivered, Delivered)
+        return replace(delivered, too_old=1, ahead=2)
+
+    service.send = answer  # type: ignore[method-assign]
+    node.requests(3, T0)
+    agent = make_agent(tmp_path, service, clock)
+    agent.step()
+    agent.close()
+    assert batch_files(tmp_path) == []
+    assert "left out 1 sightings more than a week old" in caplog.text
+    assert "counted 2 stamped ahead of its clock" in caplog.text
 
 
 def test_a_quiet_node_sends_a_heartbeat_with_when_its_logs_last_grew(

@@ -15,7 +15,6 @@ from typing import Any
 __all__ = [
     "MAX_BATCH_BYTES",
     "RETRY_AFTER_CAP_S",
-    "STALE_AFTER_S",
     "Batch",
     "Sighting",
     "make_batches",
@@ -26,10 +25,6 @@ __all__ = [
 # The service refuses bodies over 1 MiB (web/limits.py); a batch stays well below.
 MAX_BATCH_BYTES = 512 * 1024
 _ITEM_OVERHEAD = 64  # bytes of JSON around a user's name: {"user":..,"at":..,...}
-# The service refuses sightings older than 7 days (web/agents.py). The agent drops them
-# before sending, an hour early in case its clock and the service's differ: a batch of them
-# would otherwise be refused for ever, and they no longer matter to any seat.
-STALE_AFTER_S = 7 * 86400 - 3600
 RETRY_AFTER_CAP_S = 600.0  # a Retry-After of hours is a misconfigured proxy, not a plan
 
 
@@ -91,15 +86,6 @@ class Batch:
         except (KeyError, TypeError) as error:
             raise ValueError(f"not a batch: {error}") from error
         return batch
-
-    def without_stale(self, now: float) -> tuple[Batch, int]:
-        """This batch without the sightings the service would refuse as too old, and how many
-        were left out."""
-        fresh = tuple(s for s in self.items if s.at >= now - STALE_AFTER_S)
-        dropped = len(self.items) - len(fresh)
-        if not dropped:
-            return self, 0
-        return Batch(self.agent_id, self.node, self.seq, self.log_at, fresh), dropped
 
 
 def make_batches(

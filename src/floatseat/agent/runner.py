@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 _SAVE_POSITIONS_S = 5.0  # positions past lines without sightings are saved this often
 _DRAIN_BUDGET_S = 2.0  # then the logs get read again, however long the backlog
+_SPOOL_RETRY_S = 10.0  # after a failed spool write (a full disk), read again this much later
 
 
 class Agent:
@@ -62,6 +63,11 @@ class Agent:
         self._spool_full = False
         self._last_spooled = 0.0
         self._last_saved = 0.0
+        # The followers read past the committed positions and nothing is committed yet: a
+        # failure now must not commit where they stand (their lines are in no batch).
+        self._unsaved_reads = False
+        self._read_at = 0.0  # no reading before this (after a failed spool write)
+        self._spool_error: str | None = None
 
     # -- life ------------------------------------------------------------------------------
 
@@ -84,10 +90,12 @@ class Agent:
         )
 
     def close(self) -> None:
-        """Commit where the followers stand, and let go of everything."""
+        """Commit where the followers stand (unless they read lines that were not spooled:
+        a failure stopped the agent), and let go of everything."""
         try:
             if self.feeds is not None and self.state is not None:
-                self._commit([])
+                if not self._unsaved_reads:
+                    self._commit([])
                 self.feeds.close()
         finally:
             self.feeds = None
@@ -103,9 +111,10 @@ class Agent:
     def read_logs(self) -> int:
         """Read the logs and spool what they show (a heartbeat when quiet); batches spooled."""
         assert self.feeds is not None and self.state is not None, "start() first"
-        if self._is_spool_full():
-            return 0
         now = self.clock()
+        if now < self._read_at or self._is_spool_full():
+            return 0
+        self._unsaved_reads = True
         polled = self.feeds.poll(int(now))
         sightings = [Sighting(s.user, s.at, s.urgent, s.refused) for s in polled.seen]
         heartbeat = (
@@ -140,9 +149,33 @@ class Agent:
             self.state.next_seq + len(batches),
             self.feeds.positions(),
         )
-        self.spool.spool(batches, state)
+        try:
+            self.spool.spool(batches, state)
+        except OSError as error:
+            self._spool_failed(error)
+            return
         self.state = state
         self._last_saved = self.clock()
+        self._unsaved_reads = False
+        if self._spool_error is not None:
+            log.info("the spool can be written again")
+            self._spool_error = None
+
+    def _spool_failed(self, error: OSError) -> None:
+        """Go back to what the spool committed: its state as on disk (the write may have
+        got that far), and the followers at its positions, so every line not in a committed
+        batch is read again. Reading waits a while: a full disk does not empty in a second."""
+        assert self.feeds is not None
+        problem = f"cannot write the spool in {self.settings.spool_dir} ({error})"
+        if problem != self._spool_error:
+            self._spool_error = problem
+            log.error("%s: reading the logs paused; their lines are read again later", problem)
+        self.state = self.spool.reload()
+        self.feeds.close()
+        now = self.clock()
+        self.feeds = Feeds(self._feed_settings, self.state.positions, now=int(now))
+        self._unsaved_reads = False
+        self._read_at = now + _SPOOL_RETRY_S
 
     def _is_spool_full(self) -> bool:
         full = self.spool.size_bytes >= self.settings.spool_max_bytes
@@ -172,10 +205,14 @@ class Agent:
                 break
             try:
                 batch = self.spool.read(seq)
-            except (OSError, ValueError) as error:
+            except ValueError as error:  # damaged: no retry will mend it
                 aside = self.spool.set_aside(seq)
-                log.error("batch %d cannot be read (%s): set aside as %s", seq, error, aside)
+                log.error("batch %d is damaged (%s): set aside as %s", seq, error, aside)
                 continue
+            except OSError as error:  # perhaps for a moment: keep it, and the order
+                log.error("batch %d cannot be read (%s): trying again later", seq, error)
+                self.retry_at = self.clock() + _SPOOL_RETRY_S
+                break
             outcome = self._send(batch)
             if not isinstance(outcome, Delivered):
                 self._failed(outcome)
@@ -196,15 +233,16 @@ class Agent:
         return delivered
 
     def _send(self, batch: Batch) -> Outcome:
-        fresh, dropped = batch.without_stale(self.clock())
-        if dropped:
+        outcome = self.sender.send(batch.encode())
+        if isinstance(outcome, Delivered) and (outcome.too_old or outcome.ahead):
             log.warning(
-                "batch %d: %d sightings more than a week old left out (the service refuses "
-                "them, and they no longer matter to any seat)",
+                "batch %d: the service left out %d sightings more than a week old and counted "
+                "%d stamped ahead of its clock at its own time (fix this node's time sync)",
                 batch.seq,
-                dropped,
+                outcome.too_old,
+                outcome.ahead,
             )
-        return self.sender.send(fresh.encode())
+        return outcome
 
     def _succeeded(self) -> None:
         self.failures = 0

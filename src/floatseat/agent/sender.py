@@ -31,6 +31,8 @@ BATCHES_PATH = "/api/v1/agent/batches"
 class Delivered:
     accepted: int
     duplicate: bool
+    too_old: int = 0  # sightings the service left out: more than a week old
+    ahead: int = 0  # sightings ahead of the service's clock, counted at its time
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,12 @@ def judge(status: int, headers: httpx.Headers, content: bytes, now: float) -> Ou
     if 200 <= status < 300:
         try:
             answer = httpx.Response(status, content=content).json()
-            return Delivered(int(answer["accepted"]), bool(answer["duplicate"]))
+            return Delivered(
+                int(answer["accepted"]),
+                bool(answer["duplicate"]),
+                int(answer.get("too_old", 0)),
+                int(answer.get("ahead", 0)),
+            )
         except (ValueError, KeyError, TypeError):
             # A 2xx from something else (a captive proxy's page) must not delete the batch.
             return Refused(status, "a 2xx answer that is not floatseat's: check --to", None)

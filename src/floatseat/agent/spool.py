@@ -29,9 +29,11 @@ only past lines that made no sighting (anonymous, polling), which are safe to sk
 
 The spool is bounded (`max_bytes`): when it is full, the agent stops reading the logs (the
 followers' positions keep the place, the logs themselves are the buffer) until batches have
-been delivered; nothing is dropped. Sightings more than a week old when their batch is
-finally sent are left out of it: the service refuses them, and they no longer matter to
-any seat (see `floatseat.agent.batches.STALE_AFTER_S`).
+been delivered; nothing is dropped. (The service leaves out the sightings that are more
+than a week old when their batch finally reaches it: they no longer matter to any seat.)
+
+A write that fails (a full disk) is not a crash: the agent reloads the spool's committed
+state, its followers go back to the committed positions, and reading waits a while.
 """
 
 from __future__ import annotations
@@ -147,6 +149,11 @@ class Spool:
         except BaseException:
             self.close()
             raise
+
+    def reload(self) -> AgentState:
+        """After a failed write: the state as committed on disk, and only its batches."""
+        assert self._lock is not None, "open() first"
+        return self._recover()
 
     def _recover(self) -> AgentState:
         state = self._load_state()

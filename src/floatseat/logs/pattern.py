@@ -157,6 +157,19 @@ def canonical_user(user: str) -> str:
     return user.lower()
 
 
+# Atlassian's user directories hold usernames of at most 255 characters, and so do the
+# ledger's columns (store/schema.py).
+MAX_USERNAME_LENGTH = 255
+
+
+def is_username(canonical: str) -> bool:
+    """Whether a canonical name could be a user's: not blank, and not longer than any can be.
+
+    A refused login logs whatever a stranger typed at the login page; a name longer than
+    this is nobody, and would not fit the ledger."""
+    return 0 < len(canonical) <= MAX_USERNAME_LENGTH and not canonical.isspace()
+
+
 def parse_clf_time(text: str) -> int | None:
     """'24/Nov/2015:00:03:02 +0100' -> seconds since the epoch; None if not a real instant."""
     try:

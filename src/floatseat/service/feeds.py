@@ -32,7 +32,13 @@ from floatseat.domain.activity import CountingRules
 from floatseat.domain.feeds import FeedHealth
 from floatseat.logs.follow import FilePosition, FollowedLine, LogFollower
 from floatseat.logs.formats import FORMATS_BY_NAME, detect_format
-from floatseat.logs.pattern import CompiledPattern, PatternError, canonical_user, compile_pattern
+from floatseat.logs.pattern import (
+    CompiledPattern,
+    PatternError,
+    canonical_user,
+    compile_pattern,
+    is_username,
+)
 from floatseat.logs.security import parse_refused_login
 from floatseat.service.settings import NodeLogs, ServeSettings
 
@@ -134,8 +140,17 @@ class NodeFeed:
             self._access_line(line, out)
         for line in self.security.poll():
             refused = parse_refused_login(line.text, zone=self.zone)
-            if refused is not None:
-                out.seen.append(Seen(refused.user, refused.at, True, self.name, refused=True))
+            if refused is None:
+                continue
+            if not is_username(refused.user):  # typed at the login page by nobody we know
+                log.info(
+                    "%s:%d: a refused login for a name of %d characters: nobody's, left out",
+                    line.path,
+                    line.line,
+                    len(refused.user),
+                )
+                continue
+            out.seen.append(Seen(refused.user, refused.at, True, self.name, refused=True))
         return out
 
     def _detect(self, lines: Sequence[FollowedLine]) -> CompiledPattern | None:
@@ -170,7 +185,9 @@ class NodeFeed:
                 rules.is_excluded_agent(parsed.user_agent)
             )
         if counted:
-            out.seen.append(Seen(canonical_user(parsed.user), parsed.epoch_s, seat, self.name))
+            user = canonical_user(parsed.user)
+            if is_username(user):  # else a damaged line: no user has such a name
+                out.seen.append(Seen(user, parsed.epoch_s, seat, self.name))
 
 
 @dataclass

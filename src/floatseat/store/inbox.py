@@ -32,6 +32,10 @@ class BatchReceipt:
     last_seq: int  # the highest sequence number accepted from this agent
 
 
+class AgentNodeMismatch(Exception):
+    """A batch from an agent id that already reports another node: two agents share an id."""
+
+
 @dataclass(frozen=True)
 class AgentSeen:
     agent_id: str
@@ -89,14 +93,26 @@ class Inbox:
         """Add an agent's batch unless its `seq` was accepted already (then nothing changes).
 
         Batches are accepted in increasing `seq`; a gap is accepted (an agent reinstalled
-        with its state kept, say): the agent never sends a batch it has not spooled."""
+        with its state kept, say): the agent never sends a batch it has not spooled.
+        `AgentNodeMismatch` if the agent id reports another node: a spool copied to a second
+        machine (a cloned VM) makes two agents with one id, and the one behind would have
+        its new batches taken for duplicates and dropped."""
         try:
             with self.engine.begin() as connection:
                 row = connection.execute(
-                    sa.select(agent_batches.c.last_seq)
+                    sa.select(agent_batches.c.last_seq, agent_batches.c.node)
                     .where(agent_batches.c.agent_id == agent_id)
                     .with_for_update()
                 ).first()
+                if row is not None and row.node != node:
+                    raise AgentNodeMismatch(
+                        f"agent {agent_id} reports node {row.node!r}, and this batch says "
+                        f"{node!r}: two agents share one id (a spool directory copied to "
+                        "another node, as in a cloned VM). On the node that got the copy, "
+                        "stop the agent and delete its spool directory: it starts afresh "
+                        "with an id of its own. (A node renamed with --node: give it back "
+                        "its old name, or start it with a new spool directory.)"
+                    )
                 if row is not None and seq <= row.last_seq:
                     return BatchReceipt(agent_id, seq, 0, True, row.last_seq)
                 values = {"node": node, "last_seq": seq, "last_at": now, "log_at": log_at}

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from floatseat.logs.pattern import MAX_USERNAME_LENGTH
+
 # Big integers for ids and times, but SQLite only auto-increments a column typed INTEGER.
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Seconds = sa.BigInteger
-Username = sa.String(255)
+Username = sa.String(MAX_USERNAME_LENGTH)
 
 metadata = sa.MetaData(
     naming_convention={

@@ -20,10 +20,10 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from floatseat.logs.pattern import canonical_user
+from floatseat.logs.pattern import MAX_USERNAME_LENGTH, canonical_user, is_username
 from floatseat.service.errors import LedgerDatabaseError
 from floatseat.service.ports import InboxItem
-from floatseat.store.inbox import BatchReceipt, Inbox
+from floatseat.store.inbox import AgentNodeMismatch, BatchReceipt, Inbox
 from floatseat.web.api import THROTTLED_RESPONSE, activity_reporter
 from floatseat.web.deps import Context, WebContext
 from floatseat.web.security import Principal
@@ -68,6 +68,8 @@ class AgentItemIn(_StrictIn):
     def _named(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("a username must not be blank")
+        if not is_username(canonical_user(value.strip())):
+            raise ValueError(f"longer than {MAX_USERNAME_LENGTH} characters once lower-cased")
         return value.strip()
 
 
@@ -102,6 +104,14 @@ class AgentBatchPublic(BaseModel):
     accepted: int = Field(description="Sightings added to the activity inbox.")
     duplicate: bool
     last_seq: int = Field(description="The highest batch number accepted from this agent.")
+    too_old: int = Field(
+        0, description="Sightings more than 7 days old: left out, they matter to no seat."
+    )
+    ahead: int = Field(
+        0,
+        description="Sightings more than 60 s ahead of the service's clock (the node's clock "
+        "runs fast): added at the service's time.",
+    )
 
 
 @router.post(
@@ -110,7 +120,8 @@ class AgentBatchPublic(BaseModel):
     responses={
         401: {"description": "No token, or a bad or stale signature."},
         403: {"description": "A token that may not report activity."},
-        422: {"description": "A malformed batch, or a sighting's time outside the window."},
+        409: {"description": "The agent's id already reports another node."},
+        422: {"description": "A malformed batch."},
         429: THROTTLED_RESPONSE,
         503: {"description": "The ledger's database failed; send the batch again later."},
     },
@@ -122,25 +133,33 @@ async def accept_agent_batch(
 ) -> AgentBatchPublic:
     """Take a batch of sightings from `floatseat agent`; a batch sent again is counted once.
 
-    Each item's `at` must lie between 7 days ago and a minute from now (the service's
-    clock). Authenticate as for POST /api/v1/activity.
+    A sighting more than 7 days old is left out; one more than a minute ahead of the
+    service's clock is added at the service's time (the answer counts both). One bad item
+    never holds up the node's other activity. Authenticate as for POST /api/v1/activity.
     """
     return await run_in_threadpool(store_batch, ctx, body)
 
 
 def store_batch(ctx: WebContext, body: AgentBatchIn) -> AgentBatchPublic:
     now = ctx.now()
-    problem = out_of_window(body.items, now)
-    if problem is not None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
-    items = [
-        InboxItem(body.node, canonical_user(i.user), i.at, i.urgent or i.refused, i.refused)
-        for i in body.items
-    ]
+    items, too_old, ahead = within_window(body.node, body.items, now)
+    if too_old or ahead:
+        log.warning(
+            "agent %s, node %s, batch %d: %d sightings more than 7 days old left out, %d more "
+            "than %d s ahead of this clock added at its time (fix the node's time sync)",
+            body.agent_id,
+            body.node,
+            body.seq,
+            too_old,
+            ahead,
+            MAX_AHEAD_S,
+        )
     try:
         receipt: BatchReceipt = Inbox(ctx.runtime.ledger.engine).accept_batch(
             body.agent_id, body.node, body.seq, items, now=now, log_at=body.log_at
         )
+    except AgentNodeMismatch as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
     except LedgerDatabaseError as error:
         log.warning("agent %s, batch %d: %s", body.agent_id, body.seq, error)
         raise HTTPException(
@@ -148,25 +167,34 @@ def store_batch(ctx: WebContext, body: AgentBatchIn) -> AgentBatchPublic:
             "the ledger's database failed; send the batch again later",
             headers={"Retry-After": "5"},
         ) from None
+    counted = not receipt.duplicate
     return AgentBatchPublic(
         seq=receipt.seq,
         accepted=receipt.accepted,
         duplicate=receipt.duplicate,
         last_seq=receipt.last_seq,
+        too_old=too_old if counted else 0,
+        ahead=ahead if counted else 0,
     )
 
 
-def out_of_window(items: list[AgentItemIn], now: int) -> str | None:
-    """Why a batch's times are refused (the first bad item named), or None."""
-    for index, item in enumerate(items):
-        if item.at > now + MAX_AHEAD_S:
-            return (
-                f"items[{index}].at is {item.at - now} s ahead of the service's clock (at "
-                f"most {MAX_AHEAD_S} s): the node's clock runs fast; fix its time sync"
-            )
-        if item.at < now - MAX_AGE_S:
-            return (
-                f"items[{index}].at is more than 7 days old ({(now - item.at) // 86400} days): "
-                "too old to matter to any seat; the agent drops such sightings"
-            )
-    return None
+def within_window(
+    node: str, items: list[AgentItemIn], now: int
+) -> tuple[list[InboxItem], int, int]:
+    """The inbox items of a batch; how many were too old (left out), how many ahead.
+
+    A sighting stamped ahead of this clock happened by now at the latest (it reached us), so
+    it counts at `now`: a node whose clock runs fast loses no activity and holds up nothing.
+    """
+    kept: list[InboxItem] = []
+    too_old = ahead = 0
+    for i in items:
+        at = i.at
+        if at < now - MAX_AGE_S:
+            too_old += 1
+            continue
+        if at > now + MAX_AHEAD_S:
+            ahead += 1
+            at = now
+        kept.append(InboxItem(node, canonical_user(i.user), at, i.urgent or i.refused, i.refused))
+    return kept, too_old, ahead
