@@ -6,9 +6,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from floatseat.logs import follow
 from floatseat.logs.follow import FilePosition, FollowedLine, LogFollower, following
 
 
@@ -76,6 +78,90 @@ def test_rotation_to_a_name_no_pattern_matches(tmp_path: Path) -> None:
         log.rename(tmp_path / "old.txt")
         log.write_text("b\n")
         assert _texts(follower.poll()) == ["a", "b"]
+
+
+_CHUNK = 64  # bytes per file per poll in the tests below: a backlog of a few hundred bytes
+
+
+@pytest.mark.parametrize("away", ["deleted", "renamed", "replaced"])
+def test_a_file_gone_while_behind_is_read_to_its_end_then_let_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, away: str
+) -> None:
+    # Retention deletes the old file (or renames it to a name no pattern matches, or rolls
+    # it away and starts a new one) while the follower is behind, say while the agent's
+    # spool was full: the open handle still reaches every byte, so every line comes out.
+    monkeypatch.setattr(follow, "_MAX_READ", _CHUNK)
+    log = tmp_path / "access_log.2026-11-29"
+    log.write_text("")
+    written = [f"line {n:04d}" for n in range(100)]  # 1,000 bytes: 16 chunks
+    with LogFollower([str(tmp_path / "access_log*")]) as follower:
+        follower.poll()
+        _append(log, "".join(f"{text}\n" for text in written))
+        polls = [follower.poll()]  # a little
+        assert 0 < len(polls[0]) < len(written)
+        if away == "deleted":
+            log.unlink()
+        else:
+            log.rename(tmp_path / "archived-access.txt")
+            if away == "replaced":
+                log.write_text("new 1\nnew 2\n")
+        polls += [follower.poll() for _ in range(30)]
+        lines = [line for poll in polls for line in poll]
+        old = [line for line in lines if line.text.startswith("line")]
+        assert _texts(old) == written  # each once, in order
+        assert [line.line for line in old] == list(range(1, 101))
+        assert all(line.path == str(log) for line in old)
+        for poll in polls:  # still one bounded chunk a poll: 64 bytes, 10 a line
+            assert len([line for line in poll if line.text.startswith("line")]) <= 7
+        if away == "replaced":
+            assert [line.text for line in lines if line.text.startswith("new")] == [
+                "new 1",
+                "new 2",
+            ]
+        assert not follower._draining  # let go once read to its end
+        assert [p.path for p in follower.positions()] == ([str(log)] if away == "replaced" else [])
+
+
+def test_a_file_renamed_away_and_back_while_behind_goes_on_where_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(follow, "_MAX_READ", _CHUNK)
+    log = tmp_path / "access_log"
+    log.write_text("")
+    written = [f"line {n:04d}" for n in range(40)]
+    with LogFollower([str(tmp_path / "access_log*")]) as follower:
+        follower.poll()
+        _append(log, "".join(f"{text}\n" for text in written))
+        seen = follower.poll()
+        log.rename(tmp_path / "elsewhere")
+        seen += follower.poll()
+        assert follower._draining  # gone, not read to its end: still open
+        (tmp_path / "elsewhere").rename(tmp_path / "access_log.1")
+        for _ in range(20):
+            seen += follower.poll()
+        assert _texts(seen) == written
+        assert not follower._draining
+
+
+def test_a_gone_file_is_never_offered_for_a_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A deleted file's inode is free for the next file: a saved position for it could skip
+    # that file's lines. Its unread rest cannot be read after a restart anyway.
+    monkeypatch.setattr(follow, "_MAX_READ", _CHUNK)
+    log = tmp_path / "access_log"
+    log.write_text("")
+    with LogFollower([str(tmp_path / "access_log*")]) as follower:
+        follower.poll()
+        _append(log, "".join(f"line {n:04d}\n" for n in range(40)))
+        follower.poll()
+        log.unlink()
+        follower.poll()
+        assert follower._draining and follower.positions() == []
+        for _ in range(20):
+            follower.poll()
+        assert not follower._draining and follower.positions() == []
+        assert not follower._saved  # nor kept to resume a file that reuses its inode
 
 
 def test_truncation_reads_again_from_the_start(tmp_path: Path) -> None:
@@ -189,15 +275,31 @@ _operations = st.lists(
         st.tuples(st.just("poll"), st.none(), st.none()),
         st.tuples(st.just("rotate"), st.none(), st.none()),
         st.tuples(st.just("restart"), st.none(), st.none()),
+        # Retention: the oldest rotated file deleted (True) or renamed to a name no pattern
+        # matches (False), however far behind the follower is.
+        st.tuples(st.just("remove"), st.none(), st.booleans()),
     ),
     max_size=25,
 )
 
 
+# Bytes read per file per poll: mostly small, so that the follower falls behind.
+_max_reads = st.sampled_from([1, 3, 8, follow._MAX_READ])
+
+
+_BEHIND = [("write", ["a", "b"], True), ("poll", None, None), ("rotate", None, None)]
+
+
 @settings(max_examples=150, deadline=None)
-@given(_operations)
-def test_every_complete_line_is_handed_out_once_in_order(operations: list[tuple]) -> None:  # type: ignore[type-arg]
-    with tempfile.TemporaryDirectory() as folder:
+@given(_operations, _max_reads)
+@example([*_BEHIND, ("remove", None, True)], 1)  # deleted while behind
+@example([*_BEHIND, ("poll", None, None), ("remove", None, False)], 1)  # renamed away
+def test_every_complete_line_is_handed_out_once_in_order(
+    operations: list[tuple],  # type: ignore[type-arg]
+    max_read: int,
+) -> None:
+    with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(follow, "_MAX_READ", max_read)  # small: the follower falls behind
         base = Path(folder)
         log = base / "atlassian-jira-security.log"
         log.write_text("")
@@ -208,15 +310,18 @@ def test_every_complete_line_is_handed_out_once_in_order(operations: list[tuple]
         generation = 0
         counter = 0
         seen: list[str] = []
+        opened: set[int] = set()  # generations the running follower has had open
+        removed: list[int] = []  # generations deleted or renamed away, oldest first
+        whole: set[int] = set()  # removed while open, no restart since: read to the end
         try:
-            for kind, lines, finish in operations:
+            for kind, lines, flag in operations:
                 if kind == "write":
                     texts = []
                     for text in lines:  # each line unique, to check order per file
                         counter += 1
                         texts.append(f"{counter}:{text}")
                     counter += 1
-                    tail = "" if finish else f"{counter}-"
+                    tail = "" if flag else f"{counter}-"
                     _append(log, "".join(f"{text}\n" for text in texts) + tail)
                     for text in texts:
                         written.append((generation, partial + text))
@@ -224,6 +329,7 @@ def test_every_complete_line_is_handed_out_once_in_order(operations: list[tuple]
                     partial += tail
                 elif kind == "poll":
                     seen += _texts(follower.poll())
+                    opened |= set(range(len(removed), generation + 1))
                 elif kind == "rotate":
                     if partial:  # Log4j finishes its line before it rolls the file
                         _append(log, "\n")
@@ -232,16 +338,41 @@ def test_every_complete_line_is_handed_out_once_in_order(operations: list[tuple]
                     generation += 1
                     log.rename(base / f"atlassian-jira-security.log.{generation}")
                     log.write_text("")
+                elif kind == "remove":
+                    oldest = len(removed)
+                    if oldest < generation:  # the live file is never removed
+                        rotated = base / f"atlassian-jira-security.log.{oldest + 1}"
+                        if flag:
+                            rotated.unlink()
+                        else:
+                            rotated.rename(base / f"archived-{oldest}")
+                        removed.append(oldest)
+                        if oldest in opened:
+                            whole.add(oldest)
                 else:
                     saved = follower.positions()
                     follower.close()
                     follower = LogFollower(patterns, saved, from_start=True)
-            seen += _texts(follower.poll())
+                    opened.clear()
+                    whole.clear()  # a removed file's unread rest is out of reach now
+            # Poll until nothing is left: a line of n bytes takes at most n / max_read polls.
+            longest = max((len(text) for _, text in written), default=0)
+            quiet = 0
+            while quiet <= (longest + 1) // max_read + 1:
+                got = _texts(follower.poll())
+                seen += got
+                quiet = 0 if got else quiet + 1
         finally:
             follower.close()
         # Each line once, and in file order within each file. (Files first read together
-        # may come in either order when their modification times tie.)
-        assert sorted(seen) == sorted(text for _, text in written)
+        # may come in either order when their modification times tie.) A removed file is
+        # read to its end unless a restart came before that end.
+        assert len(seen) == len(set(seen))
+        assert set(seen) <= {text for _, text in written}
         for g in range(generation + 1):
             mine = [text for gen, text in written if gen == g]
-            assert [text for text in seen if text in set(mine)] == mine
+            got = [text for text in seen if text in set(mine)]
+            if g in removed and g not in whole:
+                assert got == mine[: len(got)]
+            else:
+                assert got == mine

@@ -8,6 +8,11 @@ security log) and hands out every complete line once:
 - **Rotation by rename** (Log4j's `atlassian-jira-security.log` → `.1`): the follower keeps
   the old file open, drains what was written to it before the rename, then reads the new
   file from its start.
+- **Gone** (deleted by retention, or renamed to a name no pattern matches) before it was
+  read to its end, say while the agent's spool was full: the open handle still reaches
+  every byte, so the file stays open and is read to its end, one bounded chunk a poll as
+  any file, before it is let go. Its position is never saved: a deleted file's inode may
+  come back as another file, and its unread rest cannot be reached after a restart anyway.
 - **Truncation** (`copytruncate`): a file shorter than the position read so far is read
   again from its start.
 - **New files** (Tomcat's daily `access_log.YYYY-MM-DD`): read from their start, wherever
@@ -103,6 +108,7 @@ class _Followed:
     head: str
     head_length: int
     pending: bytes = b""  # read but not yet a complete line
+    at_end: bool = False  # the last read reached the end of the file (or failed)
 
     def position(self) -> FilePosition:
         return FilePosition(
@@ -141,12 +147,16 @@ class LogFollower:
         self._dormant_after_s = dormant_after_s
         self._files: dict[str, _Followed] = {}  # open, by current path
         self._dormant: dict[str, FilePosition] = {}  # closed, fully read, by path
+        # Open, no longer under their name (deleted, renamed away), not yet read to the end:
+        # oldest first. Never in positions().
+        self._draining: list[_Followed] = []
         self._started = False
 
     def close(self) -> None:
-        for followed in self._files.values():
+        for followed in [*self._draining, *self._files.values()]:
             followed.handle.close()
         self._files.clear()
+        self._draining.clear()
 
     def __enter__(self) -> LogFollower:
         return self
@@ -176,9 +186,7 @@ class LogFollower:
         present = self._matching()
         for path in list(self._files):
             if path not in present:  # deleted, or renamed to a name no pattern matches
-                gone = self._files.pop(path)
-                lines.extend(self._read(gone))
-                self._retire(gone)
+                self._draining.append(self._files.pop(path))
         for path in [p for p in self._dormant if p not in present]:
             del self._dormant[path]
         stats: dict[str, os.stat_result] = {}
@@ -187,16 +195,24 @@ class LogFollower:
                 stats[path] = os.stat(path)
             except OSError as error:
                 self.unreadable[path] = str(error)
-        # Rotations first: drain every renamed-away file before reading any new one.
         for path, stat in stats.items():
             followed = self._files.get(path)
             if followed is not None and (followed.device, followed.inode) != (
                 stat.st_dev,
                 stat.st_ino,
             ):
-                del self._files[path]
-                lines.extend(self._read(followed))
+                self._draining.append(self._files.pop(path))
+        # Rotations first: every file no longer under its name gives a chunk before any
+        # other file is read. One found under a name a pattern matches (a rotation) is read
+        # on under that name from where it stands; one gone is kept open until its end.
+        here = {(stat.st_dev, stat.st_ino) for stat in stats.values()}
+        draining, self._draining = self._draining, []
+        for followed in draining:
+            lines.extend(self._read(followed))
+            if followed.at_end or (followed.device, followed.inode) in here:
                 self._retire(followed)
+            else:
+                self._draining.append(followed)
         # Oldest first, so that a first read of several files keeps their order.
         for path, stat in sorted(stats.items(), key=lambda item: (item[1].st_mtime_ns, item[0])):
             lines.extend(self._poll_path(path, stat, first))
@@ -259,7 +275,9 @@ class LogFollower:
             chunk = followed.handle.read(_MAX_READ)
         except OSError as error:
             self.unreadable[followed.path] = str(error)
+            followed.at_end = True
             return []
+        followed.at_end = len(chunk) < _MAX_READ
         if chunk and followed.head_length < _HEAD_BYTES:  # a young file: widen its head
             followed.head, followed.head_length = _head(followed.handle)
         data = followed.pending + chunk
@@ -278,9 +296,15 @@ class LogFollower:
 
     def _retire(self, followed: _Followed) -> None:
         """Close a file that was renamed away; should a pattern match its new name, reading
-        goes on from here instead of from its start."""
+        goes on from here instead of from its start. A deleted file is forgotten: its inode
+        may come back as another file, whose lines a saved position would skip."""
+        try:
+            deleted = os.fstat(followed.handle.fileno()).st_nlink == 0
+        except OSError:
+            deleted = True
         followed.handle.close()
-        self._saved[(followed.device, followed.inode)] = followed.position()
+        if not deleted:
+            self._saved[(followed.device, followed.inode)] = followed.position()
 
     def _put_to_sleep(self, stats: Mapping[str, os.stat_result]) -> None:
         if not self._files:
