@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from hypothesis import example, given, settings
@@ -200,6 +201,55 @@ def test_resume_goes_on_exactly_where_the_saved_positions_say(tmp_path: Path) ->
         lines = follower.poll()
         assert _texts(lines) == ["partial", "c"]
         assert [line.line for line in lines] == [3, 4]
+
+
+def test_a_read_error_while_resuming_keeps_the_saved_position(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "access_log"
+    log.write_text("")
+    with LogFollower([str(log)]) as follower:
+        follower.poll()
+        _append(log, "a\n")
+        follower.poll()
+        saved = follower.positions()
+    _append(log, "b\nc\n")
+    starts_with = follow._starts_with
+    failures = [OSError(5, "Input/output error")]
+
+    def flaky(handle: BinaryIO, head: str, length: int) -> bool:
+        if failures:
+            raise failures.pop()
+        return starts_with(handle, head, length)
+
+    monkeypatch.setattr(follow, "_starts_with", flaky)
+    with LogFollower([str(log)], saved) as follower:
+        assert follower.poll() == [] and str(log) in follower.unreadable
+        lines = follower.poll()  # not from the start, nor from the end: where it stood
+        assert _texts(lines) == ["b", "c"] and [line.line for line in lines] == [2, 3]
+        assert follower.unreadable == {}
+
+
+def test_a_read_error_while_widening_a_young_files_head_loses_no_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "access_log"
+    log.write_text("")
+    with LogFollower([str(log)]) as follower:
+        follower.poll()
+        head = follow._head
+        failures = [OSError(5, "Input/output error")]
+
+        def flaky(handle: BinaryIO) -> tuple[str, int]:
+            if failures:
+                raise failures.pop()
+            return head(handle)
+
+        monkeypatch.setattr(follow, "_head", flaky)
+        _append(log, "a\nb\n")
+        assert _texts(follower.poll()) == ["a", "b"]
+        _append(log, "c\n")
+        assert _texts(follower.poll()) == ["c"]  # not "a", "b" again from the top
 
 
 def test_resume_after_a_rotation_during_the_downtime(tmp_path: Path) -> None:

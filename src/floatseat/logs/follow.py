@@ -29,6 +29,7 @@ broken node never stops the others.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import os
@@ -254,20 +255,27 @@ class LogFollower:
         except OSError as error:
             self.unreadable[path] = str(error)
             return None
+        identity = (stat.st_dev, stat.st_ino)
+        saved = self._saved.get(identity)
+        try:
+            if (
+                saved is not None
+                and saved.offset <= stat.st_size
+                and _starts_with(handle, saved.head, saved.head_length)
+            ):
+                offset, line = saved.offset, saved.line
+            elif first and not self._resuming and not self._from_start:
+                offset, line = _end_of_last_line(handle, stat.st_size)
+            else:
+                offset, line = 0, 0
+            head, head_length = _head(handle)
+            handle.seek(offset)
+        except OSError as error:  # tried again next poll, the saved position still kept
+            handle.close()
+            self.unreadable[path] = str(error)
+            return None
         self.unreadable.pop(path, None)
-        saved = self._saved.pop((stat.st_dev, stat.st_ino), None)
-        if (
-            saved is not None
-            and saved.offset <= stat.st_size
-            and _starts_with(handle, saved.head, saved.head_length)
-        ):
-            offset, line = saved.offset, saved.line
-        elif first and not self._resuming and not self._from_start:
-            offset, line = _end_of_last_line(handle, stat.st_size)
-        else:
-            offset, line = 0, 0
-        head, head_length = _head(handle)
-        handle.seek(offset)
+        self._saved.pop(identity, None)
         return _Followed(path, handle, stat.st_dev, stat.st_ino, offset, line, head, head_length)
 
     def _read(self, followed: _Followed) -> list[FollowedLine]:
@@ -279,7 +287,8 @@ class LogFollower:
             return []
         followed.at_end = len(chunk) < _MAX_READ
         if chunk and followed.head_length < _HEAD_BYTES:  # a young file: widen its head
-            followed.head, followed.head_length = _head(followed.handle)
+            with contextlib.suppress(OSError):  # else the narrower head serves a while longer
+                followed.head, followed.head_length = _head(followed.handle)
         data = followed.pending + chunk
         end = data.rfind(b"\n")
         if end < 0:
@@ -324,20 +333,17 @@ class LogFollower:
 
 
 def _head(handle: BinaryIO) -> tuple[str, int]:
-    """The hash of the file's first bytes (at most `_HEAD_BYTES`), and how many there were."""
-    where = handle.tell()
-    handle.seek(0)
-    data = handle.read(_HEAD_BYTES)
-    handle.seek(where)
+    """The hash of the file's first bytes (at most `_HEAD_BYTES`), and how many there were.
+
+    Read with `pread`, which leaves the handle where it is even when it fails: a failed
+    seek back would make the next read start at the top, and its lines come twice."""
+    data = os.pread(handle.fileno(), _HEAD_BYTES, 0)
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
 def _starts_with(handle: BinaryIO, head: str, length: int) -> bool:
     """Whether the file's first `length` bytes still hash to `head`: the same file."""
-    where = handle.tell()
-    handle.seek(0)
-    data = handle.read(length)
-    handle.seek(where)
+    data = os.pread(handle.fileno(), length, 0)
     return len(data) == length and hashlib.sha256(data).hexdigest() == head
 
 
