@@ -26,9 +26,12 @@ from floatseat.directory.http import (
     Credentials,
     PersonalAccessToken,
     RetryPolicy,
+    call_timeout,
     make_client,
 )
+from floatseat.service.bootstrap import connect_directory
 from floatseat.service.errors import DirectoryError, DirectoryUnavailable
+from floatseat.service.settings import load_settings
 
 BASE = "https://wiki.example.com"
 PASSWORD = "s3cret-Pa55word"
@@ -414,3 +417,25 @@ def test_scrub_masks_every_credential_the_client_sends() -> None:
     http, _ = connect(Server(status(200, {})), auth=("admin", PASSWORD))
     with http:
         assert http.scrub(f"echo: {PASSWORD}!") == "echo: ***!"
+
+
+@pytest.mark.parametrize("product", ["confluence", "jira"])
+def test_a_directory_call_is_on_the_wire_before_a_new_leaders_grace_ends(product: str) -> None:
+    # The fence is checked before an attempt; the request must leave (a pool slot, the
+    # connection, the body) within the directory timeout, which the takeover grace exceeds.
+    settings = load_settings(
+        None,
+        product=product,
+        base_url="https://atlassian.example.com",
+        username="floatseat",
+        password="secret",
+        directory_timeout_s=12,
+    )
+    directory = connect_directory(settings)
+    try:
+        timeout = directory.http.client.timeout  # type: ignore[attr-defined]
+    finally:
+        directory.close()  # type: ignore[attr-defined]
+    assert timeout == call_timeout(12)
+    assert timeout.pool + timeout.connect + timeout.write <= 12 < settings.takeover_grace_s
+    assert timeout.read == 12

@@ -58,6 +58,17 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def call_timeout(seconds: float) -> httpx.Timeout:
+    """Timeouts for directory calls of at most `seconds`: the request is on the wire within
+    that time (a pool slot, the connection and the body's write get a third each), and its
+    answer is awaited as long. So a call that passed the leader's fence is sent before a new
+    leader's takeover grace (longer than `seconds`) is over."""
+    part = seconds / 3
+    return httpx.Timeout(seconds, connect=part, write=part, pool=part)
+
+
 DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=5)
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})

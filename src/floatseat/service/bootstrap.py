@@ -108,19 +108,19 @@ def connect_directory(settings: ServeSettings) -> ManagedDirectory:
         credentials = BasicCredentials(settings.username, password)
     else:
         raise SettingsError("set username (password in FLOATSEAT_PASSWORD) or FLOATSEAT_TOKEN")
+    from floatseat.directory.http import call_timeout
+
+    timeout = call_timeout(settings.directory_timeout_s)
     if settings.product == "confluence":
         from floatseat.directory.confluence import ConfluenceDirectory
 
         return ConfluenceDirectory.connect(
-            settings.base_url,
-            credentials,
-            groups=settings.groups,
-            timeout=settings.directory_timeout_s,
+            settings.base_url, credentials, groups=settings.groups, timeout=timeout
         )
     from floatseat.directory.jira import JiraDirectory
 
     return JiraDirectory.connect(
-        settings.base_url, credentials, groups=settings.groups, timeout=settings.directory_timeout_s
+        settings.base_url, credentials, groups=settings.groups, timeout=timeout
     )
 
 
