@@ -67,7 +67,8 @@ def test_one_leader_at_a_time_and_each_takeover_raises_the_epoch(engine: sa.Engi
     assert (a.leading, b.leading, a.epoch) == (True, False, 1)
     info = a.info()
     assert info is not None and (info.leader, info.epoch) == ("a", 1)
-    a.check()  # the leader may act
+    assert a.begin_term() == 1
+    a.check()  # the leader may act in its term
     with pytest.raises(Deposed):
         b.check()
     a.resign()  # a clean stop hands over at once
@@ -83,7 +84,7 @@ def test_a_leader_whose_connection_is_cut_is_fenced_and_replaced(engine: sa.Engi
     a = leadership(engine, "a", clock)
     a.on_change = lambda leading, epoch: changes.append(("a", leading, epoch))
     b = leadership(engine, "b", clock)
-    assert a.campaign()
+    assert a.campaign() and a.begin_term() == 1
     end_session_of(engine, a)  # the lock goes with the session
     assert b.campaign() and b.epoch == 2
     # a has not noticed yet, but its next directory call is refused before it is sent.
@@ -91,13 +92,15 @@ def test_a_leader_whose_connection_is_cut_is_fenced_and_replaced(engine: sa.Engi
     with pytest.raises(Deposed):
         a.check()
     assert not a.leading and changes == [("a", True, 1), ("a", False, 1)]
+    clock.now += 10.0  # b acts once the grace for a's last call is over
+    assert b.campaign() and b.begin_term() == 2
     b.check()
 
 
 def test_the_lease_runs_out_without_heartbeats(engine: sa.Engine) -> None:
     clock = Clock()
     a = leadership(engine, "a", clock, lease_s=5.0)
-    assert a.campaign()
+    assert a.campaign() and a.begin_term() == 1
     clock.now += 4.9
     assert a.campaign()  # renewed
     clock.now += 4.9
@@ -114,7 +117,7 @@ def test_a_hung_leader_is_ended_by_a_follower_and_cannot_act_when_it_wakes(
     clock = Clock()
     a = leadership(engine, "a", clock, leader_timeout_s=1.0)
     b = leadership(engine, "b", clock, leader_timeout_s=1.0)
-    assert a.campaign()
+    assert a.campaign() and a.begin_term() == 1
     assert not b.campaign()  # a's heartbeat is fresh: b leaves it alone
     time.sleep(2.2)  # a "hangs": no heartbeat, by the database's clock
     assert not b.campaign()  # b ends a's session ...
@@ -139,7 +142,7 @@ def test_a_deposed_leaders_http_call_is_never_sent(engine: sa.Engine) -> None:
     client = make_client("http://jira.test", ("admin", "x"), transport=httpx.MockTransport(handler))
     with AtlassianHttp(client, sleep=lambda _s: None) as http:
         http.fence = lambda _what: a.check()
-        assert a.campaign()
+        assert a.campaign() and a.begin_term() == 1
         http.request("POST", "/rest/api/2/group/user", expected=(201,))
         end_session_of(engine, a)
         assert b.campaign()
@@ -159,7 +162,7 @@ def test_after_a_takeover_moves_left_in_flight_are_due_again(engine: sa.Engine) 
     b = leadership(engine, "b", clock, takeover_grace_s=0.0)
     with pytest.raises(Deposed):
         b.release_in_flight()  # only a leader may
-    assert b.campaign() and b.acting()
+    assert b.campaign() and b.acting() and b.begin_term() == 1
     assert b.release_in_flight() == 1
     with ledger.transaction() as tx:
         move = tx.move(move_id)
@@ -192,6 +195,32 @@ def test_a_clean_handover_needs_no_grace(engine: sa.Engine) -> None:
     assert b.campaign() and b.acting()
     b.resign(calls_over=False)  # its directory worker did not stop in time
     assert a.campaign() and not a.acting()
+
+
+def test_a_re_elected_leader_refuses_the_calls_of_its_earlier_term(engine: sa.Engine) -> None:
+    clock = Clock()
+    a = leadership(engine, "a", clock, takeover_grace_s=10.0)
+    b = leadership(engine, "b", clock, takeover_grace_s=10.0)
+    assert a.campaign() and a.begin_term() == 1  # a new ledger: a acts at once
+    a.check()  # a call of epoch 1 passes ... and is held up before it is sent
+    end_session_of(engine, a)
+    assert b.campaign() and b.epoch == 2
+    end_session_of(engine, b)  # b dies too
+    assert not a.campaign()  # a finds its session gone and steps down ...
+    assert a.campaign() and a.epoch == 3  # ... and is elected again, in a new grace
+    with pytest.raises(Deposed, match="no term under epoch 3"):
+        a.check()  # the held-up call of epoch 1 is not sent
+    with pytest.raises(Deposed):
+        a.begin_term()  # b's last call may still land: no term during the grace
+    clock.now += 10.0
+    assert a.campaign() and a.begin_term() == 3
+    a.check()
+    end_session_of(engine, a)
+    with pytest.raises(Deposed):
+        a.check()  # stepping down ends the term ...
+    assert a.campaign() and a.epoch == 4
+    with pytest.raises(Deposed, match="no term under epoch 4"):
+        a.check()  # ... and a new leadership needs a term of its own
 
 
 def test_doctor_reads_who_leads_and_finds_a_stale_heartbeat(

@@ -250,8 +250,19 @@ class Leadership(Protocol):
     @property
     def leading(self) -> bool: ...
 
+    @property
+    def epoch(self) -> int | None:
+        """The epoch this instance leads under; None while it follows."""
+        ...
+
     def acting(self) -> bool:
         """Leading and past the takeover grace: may call the directory."""
+        ...
+
+    def begin_term(self) -> int:
+        """Begin the directory term of the current epoch (raises `Deposed` unless acting);
+        its epoch. Calls pass the fence only in that term: begin it once the work of an
+        earlier term is over."""
         ...
 
     def campaign(self) -> bool:
@@ -259,7 +270,8 @@ class Leadership(Protocol):
         ...
 
     def check(self) -> None:
-        """Raise `Deposed` unless this instance leads now (the fence before a directory call)."""
+        """Raise `Deposed` unless this instance leads now and acts in the term of its current
+        epoch (the fence before a directory call)."""
         ...
 
     def release_in_flight(self) -> int:
@@ -278,6 +290,7 @@ class SoloLeadership:
 
     instance = "solo"
     takeover_grace_s = 0.0
+    epoch = 0
 
     @property
     def leading(self) -> bool:
@@ -285,6 +298,9 @@ class SoloLeadership:
 
     def acting(self) -> bool:
         return True
+
+    def begin_term(self) -> int:
+        return 0
 
     def campaign(self) -> bool:
         return True

@@ -259,14 +259,19 @@ class DirectoryWorker:
     def wake(self) -> None:
         self.wakeup.set()
 
-    def begin_term(self) -> None:
+    def begin_term(self) -> int:
         """This instance may call the directory again (it became the leader and its
-        grace is over): take over what a previous leader left in flight, reconcile first."""
+        grace is over): begin the term of its epoch (once any call of an earlier term is
+        over: the lock), take over what a previous leader left in flight, reconcile first.
+        The term's epoch; raises `Deposed` if this instance may not act."""
         with self._lock:
-            released = self.runtime.leadership.release_in_flight()
+            leadership = self.runtime.leadership
+            epoch = leadership.begin_term()
+            released = leadership.release_in_flight()
             if released:
                 log.info("took over %d moves a previous leader left in flight", released)
             self._next_reconcile = None
+            return epoch
 
     def step(self, now: float) -> PassReport | None:
         with self._lock:
@@ -360,8 +365,10 @@ class Service:
         self.feeds_factory = feeds_factory
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._activity_term = False  # the activity loop runs as this instance's leadership
-        self._directory_term = False  # the directory worker may act
+        # The epochs of the activity loop's and the directory worker's terms (None: none):
+        # a re-election, even one the loops did not see as a loss, is a new term.
+        self._activity_term: int | None = None
+        self._directory_term: int | None = None
         runtime.wake_directory = directory.wake
         runtime.reconciler = lambda: directory.reconcile_now(int(clock()))
         activity.on_unknown_user = lambda: directory.reconcile_soon(clock())
@@ -372,11 +379,11 @@ class Service:
         now = self.clock()
         leadership = self.runtime.leadership
         if leadership.campaign():
-            self._activity_term = True  # the feeds were built from the saved positions
+            self._activity_term = leadership.epoch  # the feeds were built from the saved positions
             self.runtime.apply_flags(int(now))
             if leadership.acting():
-                self._directory_term = True
                 try:
+                    self._directory_term = self.directory.begin_term()
                     self.directory.step(now)
                 except EngineError as error:
                     log.warning("first reconciliation: %s", error)
@@ -425,15 +432,17 @@ class Service:
             self.stopping.wait(self.heartbeat_s)
 
     def _activity_turn(self, now: float) -> None:
-        leading = self.runtime.leadership.leading
-        if leading and not self._activity_term:
+        leadership = self.runtime.leadership
+        epoch = leadership.epoch
+        leading = epoch is not None and leadership.leading
+        if leading and self._activity_term != epoch:
             feeds = self.feeds_factory() if self.feeds_factory is not None else None
             self.activity.begin_term(feeds, now)
-            self._activity_term = True
+            self._activity_term = epoch
             self.runtime.apply_flags(int(now))
-        elif not leading and self._activity_term:
+        elif not leading and self._activity_term is not None:
             log.info("activity: following (another instance leads)")
-            self._activity_term = False
+            self._activity_term = None
         if leading:
             self.activity.step(now)
 
@@ -450,7 +459,8 @@ class Service:
                     self.stopping.wait(rest)
         finally:
             try:
-                if self._activity_term and self.runtime.leadership.leading:
+                leadership, epoch = self.runtime.leadership, self._activity_term
+                if epoch is not None and epoch == leadership.epoch and leadership.leading:
                     self.activity.close(int(self.clock()))
                 else:
                     self.activity.feeds.close()
@@ -460,11 +470,11 @@ class Service:
     def _directory_turn(self, now: float) -> None:
         leadership = self.runtime.leadership
         if not leadership.acting():
-            self._directory_term = False
+            self._directory_term = None
             return
-        if not self._directory_term:
-            self.directory.begin_term()
-            self._directory_term = True
+        if self._directory_term != leadership.epoch:  # a new leadership, or a re-election
+            self._directory_term = None
+            self._directory_term = self.directory.begin_term()
         self.directory.step(now)
 
     def _run_directory(self) -> None:

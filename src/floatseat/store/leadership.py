@@ -6,11 +6,16 @@ it raises the `leadership` row's epoch by one and works under that epoch. Postgr
 the lock with the session, so a leader that dies (its socket closes) or whose connection is
 cut or terminated frees it at once for the next campaign.
 
-**Fencing.** Before every directory call the leader runs `check()`, which asks the database,
-over that same connection, whether the epoch is still its own. An answer proves that the
-session (hence the lock) is alive at that moment, so no other instance leads; a lost
-connection, a newer epoch, or a local lease run out (no heartbeat for `lease_s`) raises
-`Deposed` and the call is not made. A call that passed the check may still be under way when
+**Fencing.** A leader calls the directory in a *term*: `begin_term()`, once its takeover
+grace is over, records the epoch the term runs under; stepping down ends it. Before every
+directory call the leader runs `check()`, which refuses (raises `Deposed`) unless the term's
+epoch is the current one and the grace is over, and then asks the database, over that same
+connection, whether the epoch is still its own. An answer proves that the session (hence
+the lock) is alive at that moment, so no other instance leads; a lost connection, a newer
+epoch, or a local lease run out (no heartbeat for `lease_s`) raises `Deposed` and the call
+is not made. Work of an earlier term is refused even after a re-election: its epoch is not
+the current one, and a new term begins only after the new grace, on the directory worker's
+thread, once that work is over. A call that passed the check may still be under way when
 its leader loses the lock; a new leader therefore waits `takeover_grace_s` (longer than any
 directory call may take) before its first directory call, and then takes over the moves
 left in flight.
@@ -89,6 +94,7 @@ class PostgresLeadership:
         self.monotonic = monotonic
         self.on_change = on_change
         self.epoch: int | None = None
+        self._term: int | None = None  # the epoch this instance's directory term began under
         self._connection: sa.Connection | None = None
         self._renewed_at = float("-inf")
         self._since = float("-inf")  # monotonic time this instance became leader
@@ -113,8 +119,20 @@ class PostgresLeadership:
 
     # -- fencing ---------------------------------------------------------------------------
 
+    def begin_term(self) -> int:
+        """Begin a directory term under the current epoch (past the takeover grace); its
+        epoch. `check()` lets calls through only in the term of the current epoch, so the
+        caller begins it once the work of any earlier term is over."""
+        with self._lock:
+            if not self.acting():
+                raise Deposed(f"{self.instance} may not act (not leading, or in its grace)")
+            assert self.epoch is not None
+            self._term = self.epoch
+            return self._term
+
     def check(self) -> None:
-        """Raise `Deposed` unless this instance leads now, as the database confirms."""
+        """Raise `Deposed` unless this instance acts in the term of its current epoch, and
+        leads now, as the database confirms."""
         with self._lock:
             epoch = self.epoch
             if epoch is None or self._connection is None:
@@ -122,6 +140,10 @@ class PostgresLeadership:
             if self.monotonic() - self._renewed_at >= self.lease_s:
                 self._step_down("its lease ran out (no heartbeat)")
                 raise Deposed(f"{self.instance}'s leadership lease ran out")
+            if self._term != epoch:  # work of an earlier term, or none begun yet
+                raise Deposed(f"{self.instance} has begun no term under epoch {epoch}")
+            if self.monotonic() - self._since < self.takeover_grace_s:
+                raise Deposed(f"{self.instance} is still in its takeover grace")
             try:
                 current = self._connection.execute(sa.select(leadership.c.epoch)).scalar_one()
             except sa.exc.DBAPIError as error:
@@ -261,7 +283,7 @@ class PostgresLeadership:
             self._step_down("it stopped")
 
     def _step_down(self, why: str) -> None:
-        epoch, self.epoch = self.epoch, None
+        epoch, self.epoch, self._term = self.epoch, None, None
         self._close()
         if epoch is not None:
             log.warning("%s no longer leads (epoch %d): %s", self.instance, epoch, why)
