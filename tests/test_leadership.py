@@ -223,6 +223,23 @@ def test_a_re_elected_leader_refuses_the_calls_of_its_earlier_term(engine: sa.En
         a.check()  # ... and a new leadership needs a term of its own
 
 
+def test_a_clean_stop_within_the_grace_leaves_the_next_leader_the_grace(
+    engine: sa.Engine,
+) -> None:
+    clock = Clock()
+    a, b, c = (leadership(engine, name, clock, takeover_grace_s=35.0) for name in "abc")
+    assert a.campaign()
+    end_session_of(engine, a)  # a dies, maybe in the middle of a directory call
+    assert b.campaign() and not b.acting()
+    clock.now += 5.0
+    b.resign(calls_over=True)  # b stops cleanly, but a's call may land for 30 s more
+    assert c.campaign() and not c.acting()
+    clock.now += 35.0
+    assert c.campaign() and c.acting()
+    c.resign(calls_over=True)  # past its grace: nothing can land any more
+    assert b.campaign() and b.acting()
+
+
 def test_doctor_reads_who_leads_and_finds_a_stale_heartbeat(
     engine: sa.Engine, tmp_path: Path
 ) -> None:

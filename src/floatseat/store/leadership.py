@@ -18,7 +18,8 @@ the current one, and a new term begins only after the new grace, on the director
 thread, once that work is over. A call that passed the check may still be under way when
 its leader loses the lock; a new leader therefore waits `takeover_grace_s` (longer than any
 directory call may take) before its first directory call, and then takes over the moves
-left in flight.
+left in flight. A leader that stops cleanly hands over with no grace only when its own grace
+is over: before that, the call of the leader before it may still land.
 
 **A hung leader** (stopped, swapping) keeps its socket and thus its lock. Followers watch the
 row's heartbeat, written with the database's clock; one that finds it older than
@@ -267,11 +268,13 @@ class PostgresLeadership:
 
     def resign(self, *, calls_over: bool = True) -> None:
         """Give up the leadership (at a stop). With `calls_over` (no directory call of this
-        instance can still be under way), the next leader needs no grace."""
+        instance can still be under way) and its own takeover grace over (no call of an
+        earlier leader either), the next leader needs no grace."""
         with self._lock:
             if self._connection is not None and self.epoch is not None:
+                grace_over = self.monotonic() - self._since >= self.takeover_grace_s
                 try:
-                    if calls_over:
+                    if calls_over and grace_over:
                         self._connection.execute(
                             sa.update(leadership)
                             .where(leadership.c.id == 1, leadership.c.epoch == self.epoch)
