@@ -21,6 +21,7 @@ from floatseat.service.ports import MoveAction, MoveState
 from floatseat.store.database import create_engine, upgrade
 from floatseat.store.leadership import PostgresLeadership
 from floatseat.store.ledger import SqlLedger
+from floatseat.store.schema import leadership as leadership_table
 
 
 class Clock:
@@ -238,6 +239,54 @@ def test_a_clean_stop_within_the_grace_leaves_the_next_leader_the_grace(
     assert c.campaign() and c.acting()
     c.resign(calls_over=True)  # past its grace: nothing can land any more
     assert b.campaign() and b.acting()
+
+
+def test_ending_a_hung_leader_spares_the_leaders_of_other_databases(
+    engine: sa.Engine, postgres: Server
+) -> None:
+    """Two ledgers on one server (Jira's and Confluence's, say) elect their leaders under
+    the same lock key; a follower of one ends its own hung leader, not the other's."""
+    url = postgres.new_database()
+    upgrade(url)
+    other = create_engine(url)
+    clock = Clock()
+    try:
+        hung = leadership(engine, "jira-a", clock, leader_timeout_s=1.0)
+        follower = leadership(engine, "jira-b", clock, leader_timeout_s=1.0)
+        healthy = leadership(other, "confluence-a", clock, leader_timeout_s=1.0)
+        assert hung.campaign() and healthy.campaign()
+        assert healthy.begin_term() == 1
+        time.sleep(2.2)  # the Jira leader hangs; the Confluence leader goes on renewing
+        assert healthy.campaign()
+        assert not follower.campaign()  # ends the hung leader's session
+        deadline = time.monotonic() + 5
+        while not follower.campaign():
+            assert time.monotonic() < deadline, "the follower never took over"
+            time.sleep(0.05)
+        healthy.check()  # its session is alive: it still leads its own ledger
+    finally:
+        while _OPENED:
+            _OPENED.pop().resign()
+        other.dispose()
+
+
+def test_a_leader_is_not_ended_for_an_old_heartbeat_it_has_not_replaced_yet(
+    engine: sa.Engine,
+) -> None:
+    """The row still shows the heartbeat of a hung leader that died, while a new leader
+    already holds the lock (between its lock and its first write): a follower that finds
+    the old heartbeat must not end the new leader's session."""
+    clock = Clock()
+    a = leadership(engine, "a", clock, leader_timeout_s=1.0)
+    b = leadership(engine, "b", clock, leader_timeout_s=1.0)
+    assert a.campaign() and a.begin_term() == 1
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(leadership_table).values(heartbeat_at=leadership_table.c.heartbeat_at - 60)
+        )
+    assert not b.campaign()
+    time.sleep(0.3)  # a terminated session would be gone by now
+    a.check()
 
 
 def test_doctor_reads_who_leads_and_finds_a_stale_heartbeat(

@@ -24,8 +24,11 @@ is over: before that, the call of the leader before it may still land.
 **A hung leader** (stopped, swapping) keeps its socket and thus its lock. Followers watch the
 row's heartbeat, written with the database's clock; one that finds it older than
 `leader_timeout_s` ends the leader's session (`pg_terminate_backend`, allowed between
-sessions of the same role), which frees the lock. When the hung process resumes, its lease
-has run out and its connection is gone: it steps down without acting.
+sessions of the same role), which frees the lock. Only the holder of this database's lock
+whose session has been quiet that long is ended, in the statement that finds the heartbeat
+old: never a leader of another database on the same server, nor one just elected. When the
+hung process resumes, its lease has run out and its connection is gone: it steps down
+without acting.
 """
 
 from __future__ import annotations
@@ -226,28 +229,38 @@ class PostgresLeadership:
         return True
 
     def _end_hung_leader(self, connection: sa.Connection) -> None:
-        """End the session of a leader whose heartbeat is older than `leader_timeout_s`."""
-        stale = connection.execute(
-            sa.select(leadership.c.leader, leadership.c.epoch).where(
-                leadership.c.heartbeat_at < _NOW - int(self.leader_timeout_s)
-            )
-        ).first()
-        if stale is None:
-            return
+        """End the session of a leader whose heartbeat is older than `leader_timeout_s`.
+
+        One statement finds the old heartbeat and ends the session that holds the lock in
+        this database (advisory locks are per database: the same key locks nothing in the
+        others; objsubid 1 is the single bigint key form), and only if that session ran no
+        statement for as long: a leader elected since, whose row is not written yet, has
+        just taken the lock and is left alone."""
         ended = connection.execute(
             sa.text(
-                "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
-                "WHERE l.locktype = 'advisory' AND l.granted "
-                "AND l.objid = :lo AND l.classid = :hi AND l.pid <> pg_backend_pid()"
+                "SELECT r.leader, r.epoch, pg_terminate_backend(l.pid) AS ended "
+                "FROM leadership r "
+                "JOIN pg_locks l ON l.locktype = 'advisory' AND l.granted "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND l.classid = :hi AND l.objid = :lo AND l.objsubid = 1 "
+                "AND l.pid <> pg_backend_pid() "
+                "JOIN pg_stat_activity a ON a.pid = l.pid "
+                "AND a.state_change < clock_timestamp() - make_interval(secs => :timeout) "
+                "WHERE r.id = 1 AND r.heartbeat_at < "
+                "FLOOR(EXTRACT(EPOCH FROM clock_timestamp())) - :timeout"
             ),
-            {"lo": LEADER_LOCK & 0xFFFF_FFFF, "hi": LEADER_LOCK >> 32},
-        ).all()
-        if ended:
+            {
+                "lo": LEADER_LOCK & 0xFFFF_FFFF,
+                "hi": LEADER_LOCK >> 32,
+                "timeout": int(self.leader_timeout_s),
+            },
+        ).first()
+        if ended is not None and ended.ended:
             log.warning(
                 "%s ended the session of leader %s (epoch %d): no heartbeat for over %d s",
                 self.instance,
-                stale.leader,
-                stale.epoch,
+                ended.leader,
+                ended.epoch,
                 self.leader_timeout_s,
             )
 
