@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from test_serve_loop import World
 from test_serve_sim import wait_for
 
+from floatseat.service import runner
 from floatseat.service.bootstrap import Served
 from floatseat.service.errors import Deposed
 from floatseat.service.feeds import Feeds
@@ -117,3 +119,25 @@ def test_a_re_election_the_loops_never_saw_as_a_loss_begins_a_new_term(world: Wo
     wait_for(lambda: len(reconciled) == 2 and len(activity_terms) == 1, timeout=5)
     assert (election.terms, election.released) == ([1, 3], 2)
     assert activity_terms[0] is not None  # built from the positions the last leader saved
+
+
+def test_a_failed_policy_refresh_leaves_the_heartbeat_going(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reading the policy overrides fails with something other than an EngineError (the
+    connection pool is exhausted): the leadership thread logs it and goes on campaigning."""
+    monkeypatch.setattr(runner, "POLICY_CHECK_INTERVAL_S", 0.0)
+    refreshes: list[int] = []
+
+    def exhausted_pool() -> bool:
+        refreshes.append(1)
+        raise sa.exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached")
+
+    monkeypatch.setattr(world.served.runtime, "refresh_policy", exhausted_pool)
+    election = HandElection()  # a follower: it campaigns at every heartbeat
+    run(world.served, election)
+    wait_for(lambda: len(refreshes) >= 3, timeout=5)
+    campaigns = election.campaigns
+    wait_for(lambda: election.campaigns > campaigns + 2, timeout=5)
+    assert world.served.service.alive()
+    assert "reading the policy overrides failed" in caplog.text

@@ -429,6 +429,8 @@ class Service:
                     self.runtime.refresh_policy()
                 except EngineError as error:
                     log.warning("reading the policy overrides: %s", error)
+                except Exception:  # a pool timeout, say: the heartbeat must go on
+                    log.exception("reading the policy overrides failed; trying again later")
             self.stopping.wait(self.heartbeat_s)
 
     def _activity_turn(self, now: float) -> None:
