@@ -246,6 +246,10 @@ class ServeSettings(BaseSettings):
             raise ValueError("feed_min_quiet_s must not exceed feed_max_quiet_s")
         if self.ha_heartbeat_s >= self.ha_lease_s:
             raise ValueError("ha_heartbeat_s must be shorter than ha_lease_s")
+        if self.takeover_grace_s <= self.directory_timeout_s:
+            raise ValueError(  # else a deposed leader's last call may land after the grace
+                "ha_takeover_grace_s must be longer than directory_timeout_s"
+            )
         return self
 
     # -- derived ---------------------------------------------------------------------------
