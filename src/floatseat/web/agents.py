@@ -143,17 +143,6 @@ async def accept_agent_batch(
 def store_batch(ctx: WebContext, body: AgentBatchIn) -> AgentBatchPublic:
     now = ctx.now()
     items, too_old, ahead = within_window(body.node, body.items, now)
-    if too_old or ahead:
-        log.warning(
-            "agent %s, node %s, batch %d: %d sightings more than 7 days old left out, %d more "
-            "than %d s ahead of this clock added at its time (fix the node's time sync)",
-            body.agent_id,
-            body.node,
-            body.seq,
-            too_old,
-            ahead,
-            MAX_AHEAD_S,
-        )
     try:
         receipt: BatchReceipt = Inbox(ctx.runtime.ledger.engine).accept_batch(
             body.agent_id, body.node, body.seq, items, now=now, log_at=body.log_at
@@ -168,6 +157,17 @@ def store_batch(ctx: WebContext, body: AgentBatchIn) -> AgentBatchPublic:
             headers={"Retry-After": "5"},
         ) from None
     counted = not receipt.duplicate
+    if counted and (too_old or ahead):
+        log.warning(
+            "agent %s, node %s, batch %d: %d sightings more than 7 days old left out, %d more "
+            "than %d s ahead of this clock added at its time (fix the node's time sync)",
+            body.agent_id,
+            body.node,
+            body.seq,
+            too_old,
+            ahead,
+            MAX_AHEAD_S,
+        )
     return AgentBatchPublic(
         seq=receipt.seq,
         accepted=receipt.accepted,
