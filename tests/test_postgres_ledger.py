@@ -17,6 +17,7 @@ from floatseat.domain.policy import Activity, DirectoryChanged, Grant, PolicySet
 from floatseat.service.bootstrap import bootstrap
 from floatseat.service.engine import SeatEngine
 from floatseat.service.ports import AuditKind, MoveState
+from floatseat.store.database import POSTGRES_CONNECT_DEFAULTS, create_engine
 from floatseat.store.ledger import SqlLedger
 
 USERS = tuple(f"user{i:02}" for i in range(12))
@@ -105,3 +106,22 @@ def test_the_engine_and_the_outbox_work_the_same_on_postgresql(postgres: Server)
                 connection.exec_driver_sql("DELETE FROM audit_log")
     finally:
         services.close()
+
+
+def test_ledger_connections_notice_a_vanished_server_within_seconds(postgres: Server) -> None:
+    # A black-holed network cannot be made here without root; what can be checked is that
+    # every connection carries libpq's keepalives and timeouts, and that a URL's own win.
+    url = postgres.new_database()
+    for query, expected_user_timeout in (("", "10000"), ("?tcp_user_timeout=3000", "3000")):
+        engine = create_engine(url + query)
+        try:
+            with engine.connect() as connection:
+                raw = connection.connection.dbapi_connection
+                assert raw is not None
+                parameters = raw.info.get_parameters()  # type: ignore[attr-defined]
+        finally:
+            engine.dispose()
+        assert parameters["tcp_user_timeout"] == expected_user_timeout
+        for name in ("keepalives_idle", "keepalives_interval", "keepalives_count"):
+            assert parameters[name] == str(POSTGRES_CONNECT_DEFAULTS[name])
+        assert parameters["connect_timeout"] == "10"
