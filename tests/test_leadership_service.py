@@ -8,6 +8,7 @@ term of the current epoch.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,23 +122,31 @@ def test_a_re_election_the_loops_never_saw_as_a_loss_begins_a_new_term(world: Wo
     assert activity_terms[0] is not None  # built from the positions the last leader saved
 
 
-def test_a_failed_policy_refresh_leaves_the_heartbeat_going(
+def test_a_failed_or_stuck_policy_refresh_leaves_the_heartbeat_going(
     world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Reading the policy overrides fails with something other than an EngineError (the
-    connection pool is exhausted): the leadership thread logs it and goes on campaigning."""
-    monkeypatch.setattr(runner, "POLICY_CHECK_INTERVAL_S", 0.0)
+    connection pool is exhausted), then hangs (waiting for a connection): the instance logs
+    the failure and goes on campaigning at every heartbeat all the while."""
+    monkeypatch.setattr(runner, "POLICY_CHECK_INTERVAL_S", 0.05)
     refreshes: list[int] = []
+    released = threading.Event()
 
-    def exhausted_pool() -> bool:
+    def exhausted_then_stuck() -> bool:
         refreshes.append(1)
-        raise sa.exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached")
+        if len(refreshes) == 1:
+            raise sa.exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached")
+        released.wait(30)
+        return False
 
-    monkeypatch.setattr(world.served.runtime, "refresh_policy", exhausted_pool)
+    monkeypatch.setattr(world.served.runtime, "refresh_policy", exhausted_then_stuck)
     election = HandElection()  # a follower: it campaigns at every heartbeat
-    run(world.served, election)
-    wait_for(lambda: len(refreshes) >= 3, timeout=5)
-    campaigns = election.campaigns
-    wait_for(lambda: election.campaigns > campaigns + 2, timeout=5)
-    assert world.served.service.alive()
-    assert "reading the policy overrides failed" in caplog.text
+    try:
+        run(world.served, election)
+        wait_for(lambda: len(refreshes) >= 2, timeout=5)  # failed once, now stuck
+        campaigns = election.campaigns
+        wait_for(lambda: election.campaigns > campaigns + 2, timeout=5)
+        assert world.served.service.alive()
+        assert "reading the policy overrides failed" in caplog.text
+    finally:
+        released.set()

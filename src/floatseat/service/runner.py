@@ -387,11 +387,14 @@ class Service:
                     self.directory.step(now)
                 except EngineError as error:
                     log.warning("first reconciliation: %s", error)
-        loops = (
+        loops = [
             ("activity", self._run_activity),
             ("directory", self._run_directory),
             ("leadership", self._run_leadership),
-        )
+        ]
+        if not isinstance(leadership, SoloLeadership):
+            # Its own thread: a slow read (a pool wait) must not hold up the heartbeat.
+            loops.append(("policy", self._run_policy_refresh))
         for name, target in loops:
             thread = threading.Thread(target=target, name=f"floatseat-{name}", daemon=True)
             thread.start()
@@ -412,8 +415,6 @@ class Service:
 
     def _run_leadership(self) -> None:
         leadership = self.runtime.leadership
-        clustered = not isinstance(leadership, SoloLeadership)
-        next_policy_check = 0.0
         while not self.stopping.is_set():
             was = leadership.leading
             try:
@@ -423,15 +424,17 @@ class Service:
                 now_leading = False
             if now_leading and not was:
                 self.directory.wake()
-            if clustered and time.monotonic() >= next_policy_check:
-                next_policy_check = time.monotonic() + POLICY_CHECK_INTERVAL_S
-                try:  # an admin may have changed the policy on another instance
-                    self.runtime.refresh_policy()
-                except EngineError as error:
-                    log.warning("reading the policy overrides: %s", error)
-                except Exception:  # a pool timeout, say: the heartbeat must go on
-                    log.exception("reading the policy overrides failed; trying again later")
             self.stopping.wait(self.heartbeat_s)
+
+    def _run_policy_refresh(self) -> None:
+        """Adopt the policy an admin changed on another instance (several instances only)."""
+        while not self.stopping.wait(POLICY_CHECK_INTERVAL_S):
+            try:
+                self.runtime.refresh_policy()
+            except EngineError as error:
+                log.warning("reading the policy overrides: %s", error)
+            except Exception:  # a pool timeout, say: try again at the next turn
+                log.exception("reading the policy overrides failed; trying again later")
 
     def _activity_turn(self, now: float) -> None:
         leadership = self.runtime.leadership
