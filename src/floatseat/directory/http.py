@@ -62,10 +62,14 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 def call_timeout(seconds: float) -> httpx.Timeout:
     """Timeouts for directory calls of at most `seconds`: the request is on the wire within
-    that time (a pool slot, the connection and the body's write get a third each), and its
-    answer is awaited as long. So a call that passed the leader's fence is sent before a new
-    leader's takeover grace (longer than `seconds`) is over."""
-    part = seconds / 3
+    that time, and its answer is awaited as long. So a call that passed the leader's fence is
+    sent before a new leader's takeover grace (longer than `seconds`) is over.
+
+    httpcore applies each timeout per operation: `connect` to the TCP connect and again to
+    the TLS handshake, `write` to the headers and again to the body (a directory call's body
+    is one small write). Waiting for a pool slot, two connects and two writes: a fifth each.
+    (The name lookup has no timeout of its own; docs/operations.md says so.)"""
+    part = seconds / 5
     return httpx.Timeout(seconds, connect=part, write=part, pool=part)
 
 
