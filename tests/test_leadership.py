@@ -7,6 +7,7 @@ a manual monotonic clock; the heartbeat's staleness is the database's clock.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -312,3 +313,30 @@ def test_doctor_reads_who_leads_and_finds_a_stale_heartbeat(
     assert level is Level.OK and message.startswith("a leads (epoch 1)")
     time.sleep(2.1)  # no heartbeat for longer than the timeout
     assert cluster()[0] is Level.FAIL
+
+
+def test_a_hung_leader_that_cannot_be_ended_is_reported_once(
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A follower connected as another database role sees no `state_change` of the leader's
+    session and may not end it: it says so, with the fix, instead of waiting in silence."""
+    role = f"follower_{uuid.uuid4().hex[:8]}"
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        connection.exec_driver_sql(f"GRANT SELECT ON leadership TO {role}")
+        connection.commit()
+    other = create_engine(engine.url.set(username=role))
+    try:
+        clock = Clock()
+        a = leadership(engine, "a", clock, leader_timeout_s=0.5)
+        b = leadership(other, "b", clock, leader_timeout_s=0.5)
+        assert a.campaign()
+        time.sleep(2.2)  # a "hangs": its heartbeat (whole seconds) is older than twice 0.5 s
+        assert not b.campaign() and not b.campaign()
+        assert a.leading  # its session was not ended
+        warnings = [r for r in caplog.records if "cannot end its session" in r.getMessage()]
+        assert len(warnings) == 1  # once per epoch, not at every heartbeat
+        assert "same database role" in warnings[0].getMessage()
+        b.resign()
+    finally:
+        other.dispose()

@@ -99,6 +99,7 @@ class PostgresLeadership:
         self.on_change = on_change
         self.epoch: int | None = None
         self._term: int | None = None  # the epoch this instance's directory term began under
+        self._unended_epoch: int | None = None  # a silent leader this instance could not end
         self._connection: sa.Connection | None = None
         self._renewed_at = float("-inf")
         self._since = float("-inf")  # monotonic time this instance became leader
@@ -252,17 +253,43 @@ class PostgresLeadership:
             {
                 "lo": LEADER_LOCK & 0xFFFF_FFFF,
                 "hi": LEADER_LOCK >> 32,
-                "timeout": int(self.leader_timeout_s),
+                "timeout": float(self.leader_timeout_s),
             },
         ).first()
         if ended is not None and ended.ended:
             log.warning(
-                "%s ended the session of leader %s (epoch %d): no heartbeat for over %d s",
+                "%s ended the session of leader %s (epoch %d): no heartbeat for over %g s",
                 self.instance,
                 ended.leader,
                 ended.epoch,
                 self.leader_timeout_s,
             )
+            return
+        self._warn_if_unended(connection)
+
+    def _warn_if_unended(self, connection: sa.Connection) -> None:
+        """Say so (once per epoch) when a leader has been silent for twice the timeout and
+        is still not ended: this role cannot see or signal its session (pg_stat_activity
+        hides another role's sessions), so no instance leads until a human steps in."""
+        silent = connection.execute(
+            sa.select(leadership.c.leader, leadership.c.epoch).where(
+                leadership.c.id == 1,
+                leadership.c.leader.is_not(None),
+                leadership.c.heartbeat_at < _NOW - 2 * self.leader_timeout_s,
+            )
+        ).first()
+        if silent is None or silent.epoch == self._unended_epoch:
+            return
+        self._unended_epoch = silent.epoch
+        log.error(
+            "leader %s (epoch %d) has sent no heartbeat for over %g s, and %s cannot end its "
+            "session: connect every instance as the same database role (or grant this one "
+            "pg_signal_backend and pg_read_all_stats); until then no instance leads",
+            silent.leader,
+            silent.epoch,
+            2 * self.leader_timeout_s,
+            self.instance,
+        )
 
     def release_in_flight(self) -> int:
         """Make the moves a previous leader left in flight due now (after the grace, when it
