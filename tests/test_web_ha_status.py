@@ -47,6 +47,11 @@ class FakeLeadership:
     def campaign(self) -> bool:
         return self.is_leading
 
+    def begin_term(self) -> int:
+        if not self.acting():
+            raise Deposed(f"{self.instance} may not act")
+        return self.epoch
+
     def check(self) -> None:
         if not self.is_leading:
             raise Deposed(f"{self.instance} does not lead")
