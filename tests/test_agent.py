@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from faults import failing_first
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -116,6 +117,16 @@ def make_agent(tmp_path: Path, service: Any, clock: Clock, **changes: Any) -> Ag
     agent = Agent(settings, service, clock=clock, random=lambda: 1.0)  # the longest wait
     agent.start()
     return agent
+
+
+def assert_a_restart_delivers_everything(
+    tmp_path: Path, service: FakeService, clock: Clock, node: Node
+) -> None:
+    """Start the agent again on the same spool: the service ends with every sighting once."""
+    again = make_agent(tmp_path, service, clock)
+    again.step()
+    assert service.items == node.expected
+    again.close()
 
 
 def crash(agent: Agent) -> None:
@@ -419,10 +430,7 @@ def test_a_full_disk_pauses_reading_and_loses_nothing(
     assert service.items == [] and batch_files(tmp_path) == []
     agent.close()  # must not commit positions past the lines no batch holds
     monkeypatch.setattr(spool_module, "_write_atomically", write)
-    again = make_agent(tmp_path, service, clock)
-    again.step()
-    assert service.items == node.expected
-    again.close()
+    assert_a_restart_delivers_everything(tmp_path, service, clock, node)
 
 
 def test_a_write_that_fails_after_the_commit_reads_the_state_back_from_disk(
@@ -450,10 +458,7 @@ def test_a_write_that_fails_after_the_commit_reads_the_state_back_from_disk(
     agent.step()
     assert service.items == node.expected  # once: batch 1, and its lines not read again
     agent.close()
-    again = make_agent(tmp_path, service, clock)
-    again.step()
-    assert service.items == node.expected
-    again.close()
+    assert_a_restart_delivers_everything(tmp_path, service, clock, node)
 
 
 def test_a_failure_while_reading_commits_nothing_it_read(
@@ -472,10 +477,7 @@ def test_a_failure_while_reading_commits_nothing_it_read(
         agent.step()
     agent.close()  # what `run_agent` does on the way out
     monkeypatch.undo()
-    again = make_agent(tmp_path, service, clock)
-    again.step()
-    assert service.items == node.expected
-    again.close()
+    assert_a_restart_delivers_everything(tmp_path, service, clock, node)
 
 
 def test_a_batch_that_cannot_be_read_for_a_moment_is_kept_in_its_place(
@@ -488,14 +490,7 @@ def test_a_batch_that_cannot_be_read_for_a_moment_is_kept_in_its_place(
     agent.step()
     assert batch_files(tmp_path) == [1, 2]
     service.down = None
-    read = Spool.read
-    failures = [OSError(errno.EMFILE, "Too many open files")]
-
-    def flaky(self: Spool, seq: int) -> Batch:
-        if failures:
-            raise failures.pop()
-        return read(self, seq)
-
+    flaky = failing_first(Spool.read, OSError(errno.EMFILE, "Too many open files"))
     monkeypatch.setattr(Spool, "read", flaky)
     clock.t += 60
     agent.step()

@@ -4,6 +4,7 @@ after setup, over the licence, rate-limited, a read-only directory, a skewed clo
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ def busy(sim: SimHandle) -> None:
     """Virtual users work a while (their lines reach both nodes' logs); a request and a
     refusal on each node at the end.
 
-    The simulator must have started `BUSY_S` ago (`start=time.time() - BUSY_S`): its clock
+    The simulator must have started `BUSY_S` ago (`busy_simulator`): its clock
     then ends where the host's is, as a node's does, whatever the hour (people work by day,
     and a line from after its file's last write would be a node's clock running ahead).
     """
@@ -90,6 +91,14 @@ def busy(sim: SimHandle) -> None:
         now = sim.sim.now()
         sim.sim.log_access(node, AccessRecord(now, "GET", "/index.action", 200, 512, 20, "admin"))
         sim.sim.log_refusal(node, now, sim.users[node], ip="10.0.0.9")
+
+
+def busy_simulator(product: str, logs: Path) -> AbstractContextManager[SimHandle]:
+    """Six users, ten seats, the clock `BUSY_S` behind the host's (for `busy`)."""
+    version = {"version": REST_ACCESS} if product == "confluence" else {}
+    return running_simulator(
+        product, users=6, tier=10, log_dir=logs, start=time.time() - BUSY_S, **version
+    )
 
 
 def doctor(sim: SimHandle, logs: Path, **options: Any) -> DoctorReport:
@@ -102,14 +111,7 @@ def found(report: DoctorReport, check: str) -> list[Finding]:
 
 
 def test_confluence_before_setup_fails_with_what_to_do(tmp_path: Path) -> None:
-    with running_simulator(
-        "confluence",
-        users=6,
-        tier=10,
-        version=REST_ACCESS,
-        log_dir=tmp_path,
-        start=time.time() - BUSY_S,
-    ) as sim:
+    with busy_simulator("confluence", tmp_path) as sim:
         busy(sim)
         report = doctor(sim, tmp_path)
     groups = found(report, "groups")
@@ -121,14 +123,7 @@ def test_confluence_before_setup_fails_with_what_to_do(tmp_path: Path) -> None:
 
 
 def test_confluence_after_setup_is_healthy(tmp_path: Path) -> None:
-    with running_simulator(
-        "confluence",
-        users=6,
-        tier=10,
-        version=REST_ACCESS,
-        log_dir=tmp_path,
-        start=time.time() - BUSY_S,
-    ) as sim:
+    with busy_simulator("confluence", tmp_path) as sim:
         set_up(sim, tmp_path)
         busy(sim)
         report = doctor(sim, tmp_path)
@@ -145,9 +140,7 @@ def test_confluence_after_setup_is_healthy(tmp_path: Path) -> None:
 
 
 def test_jira_a_default_group_gives_new_users_a_seat(tmp_path: Path) -> None:
-    with running_simulator(
-        "jira", users=6, tier=10, log_dir=tmp_path, start=time.time() - BUSY_S
-    ) as sim:
+    with busy_simulator("jira", tmp_path) as sim:
         set_up(sim, tmp_path)
         busy(sim)
         report = doctor(sim, tmp_path)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
+from faults import failing_first
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -214,15 +214,8 @@ def test_a_read_error_while_resuming_keeps_the_saved_position(
         follower.poll()
         saved = follower.positions()
     _append(log, "b\nc\n")
-    starts_with = follow._starts_with
-    failures = [OSError(5, "Input/output error")]
-
-    def flaky(handle: BinaryIO, head: str, length: int) -> bool:
-        if failures:
-            raise failures.pop()
-        return starts_with(handle, head, length)
-
-    monkeypatch.setattr(follow, "_starts_with", flaky)
+    broken = failing_first(follow._starts_with, OSError(5, "Input/output error"))
+    monkeypatch.setattr(follow, "_starts_with", broken)
     with LogFollower([str(log)], saved) as follower:
         assert follower.poll() == [] and str(log) in follower.unreadable
         lines = follower.poll()  # not from the start, nor from the end: where it stood
@@ -237,15 +230,8 @@ def test_a_read_error_while_widening_a_young_files_head_loses_no_line(
     log.write_text("")
     with LogFollower([str(log)]) as follower:
         follower.poll()
-        head = follow._head
-        failures = [OSError(5, "Input/output error")]
-
-        def flaky(handle: BinaryIO) -> tuple[str, int]:
-            if failures:
-                raise failures.pop()
-            return head(handle)
-
-        monkeypatch.setattr(follow, "_head", flaky)
+        broken = failing_first(follow._head, OSError(5, "Input/output error"))
+        monkeypatch.setattr(follow, "_head", broken)
         _append(log, "a\nb\n")
         assert _texts(follower.poll()) == ["a", "b"]
         _append(log, "c\n")
