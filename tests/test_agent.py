@@ -119,6 +119,19 @@ def make_agent(tmp_path: Path, service: Any, clock: Clock, **changes: Any) -> Ag
     return agent
 
 
+def started_with_new_lines(
+    tmp_path: Path, node: Node, *, down: bool = False
+) -> tuple[FakeService, Clock, Agent]:
+    """An agent that has read the logs once; then three requests it has not read yet."""
+    service, clock = FakeService(), Clock()
+    if down:
+        service.down = Unavailable("down")
+    agent = make_agent(tmp_path, service, clock)
+    agent.step()
+    node.requests(3, T0)
+    return service, clock, agent
+
+
 def assert_a_restart_delivers_everything(
     tmp_path: Path, service: FakeService, clock: Clock, node: Node
 ) -> None:
@@ -299,10 +312,7 @@ def test_a_crash_between_spooling_and_committing_rereads_the_lines_and_counts_th
 def test_a_crash_after_committing_sends_the_spool_at_the_next_start(
     tmp_path: Path, node: Node
 ) -> None:
-    service, clock = FakeService(), Clock()
-    agent = make_agent(tmp_path, service, clock)
-    agent.step()
-    node.requests(3, T0)
+    service, clock, agent = started_with_new_lines(tmp_path, node)
     service.down = Unavailable("down")
     agent.step()
     crash(agent)
@@ -414,10 +424,7 @@ def test_a_full_spool_pauses_reading_and_loses_nothing(tmp_path: Path, node: Nod
 def test_a_full_disk_pauses_reading_and_loses_nothing(
     tmp_path: Path, node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service, clock = FakeService(), Clock()
-    agent = make_agent(tmp_path, service, clock)
-    agent.step()
-    node.requests(3, T0)
+    service, clock, agent = started_with_new_lines(tmp_path, node)
     write = spool_module._write_atomically
 
     def disk_full(path: Path, data: bytes, *, sync_dir: bool) -> None:
@@ -436,11 +443,7 @@ def test_a_full_disk_pauses_reading_and_loses_nothing(
 def test_a_write_that_fails_after_the_commit_reads_the_state_back_from_disk(
     tmp_path: Path, node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service, clock = FakeService(), Clock()
-    service.down = Unavailable("down")
-    agent = make_agent(tmp_path, service, clock)
-    agent.step()
-    node.requests(3, T0)
+    service, clock, agent = started_with_new_lines(tmp_path, node, down=True)
     fsync_dir = spool_module._fsync_dir
 
     def failing_root(path: Path) -> None:
@@ -464,10 +467,7 @@ def test_a_write_that_fails_after_the_commit_reads_the_state_back_from_disk(
 def test_a_failure_while_reading_commits_nothing_it_read(
     tmp_path: Path, node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service, clock = FakeService(), Clock()
-    agent = make_agent(tmp_path, service, clock)
-    agent.step()
-    node.requests(3, T0)
+    service, clock, agent = started_with_new_lines(tmp_path, node)
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug")

@@ -29,26 +29,21 @@ from floatseat.domain.policy import (
     AdminGrant,
     AdminRevoke,
     Decision,
-    Denied,
     DirectoryChanged,
     DirectoryFigures,
     Event,
     Grant,
-    Ignored,
     Pin,
     PinsChanged,
     PolicySettings,
     PolicySnapshot,
     PriorityClass,
-    Queued,
-    Release,
     Revoke,
     RevokesPaused,
     SeatPolicy,
     Sweep,
-    Warn,
 )
-from floatseat.service.engine import PIN_BEGAN_RULE, SeatEngine
+from floatseat.service.engine import _KINDS, PIN_BEGAN_RULE, SeatEngine  # the same audit kinds
 from floatseat.service.ports import AuditEntry, AuditKind, MoveAction
 from floatseat.store.database import upgrade
 from floatseat.store.ledger import SqlLedger, SqlLedgerTransaction
@@ -90,17 +85,6 @@ class FullDiffEngine:
             tx.append_audit(_old_queue_moves(tx, decisions, before, after, event.at))
         self.loaded = (new_version, policy, after)
         return decisions
-
-
-_KINDS: dict[type[Decision], AuditKind] = {
-    Grant: AuditKind.GRANT,
-    Revoke: AuditKind.REVOKE,
-    Release: AuditKind.RELEASE,
-    Queued: AuditKind.QUEUED,
-    Denied: AuditKind.DENIED,
-    Warn: AuditKind.WARN,
-    Ignored: AuditKind.IGNORED,
-}
 
 
 def _old_queue_moves(
